@@ -1,0 +1,1 @@
+"""The inference pod: gRPC server, voice engines, batching scheduler, load reporting."""

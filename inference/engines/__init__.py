@@ -1,0 +1,1 @@
+"""Voice engines, chosen per TTSVoice by its `engine` field."""

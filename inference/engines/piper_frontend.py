@@ -1,0 +1,48 @@
+"""Piper's text front end (text → sentences → phoneme ids), shared by the Piper engines.
+
+Both the ONNX and the torch engine run Piper voices, so they must turn text
+into exactly the same phoneme ids; this is the one place that does it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from piper.config import PiperConfig
+from piper.voice import PiperVoice
+
+from ttsfleet.inference.engine import SynthesisParams, Utterance
+from ttsfleet.manifests import VoiceDefaults
+
+
+class PiperFrontEnd:
+    """Phonemizes text with the voice's espeak settings and applies its defaults."""
+
+    def __init__(self, config_path: Path, defaults: VoiceDefaults) -> None:
+        with config_path.open(encoding="utf-8") as stream:
+            self.config = PiperConfig.from_dict(json.load(stream))
+        # PiperVoice owns the phonemizer logic for every phoneme type; it needs
+        # no model session for that, so none is loaded here.
+        self._phonemizer = PiperVoice(session=None, config=self.config)  # type: ignore[arg-type]
+        self._defaults = defaults
+
+    def utterances(self, text: str) -> list[Utterance]:
+        return [
+            Utterance(tuple(self._phonemizer.phonemes_to_ids(phonemes)))
+            for phonemes in self._phonemizer.phonemize(text)
+            if phonemes
+        ]
+
+    def default_params(self, speed: float) -> SynthesisParams:
+        rate = speed * self._defaults.speed
+        return SynthesisParams(
+            length_scale=self.config.length_scale / rate,
+            noise_scale=_or(self._defaults.noise_scale, self.config.noise_scale),
+            noise_w=_or(self._defaults.noise_w, self.config.noise_w_scale),
+            speaker=self._defaults.speaker,
+        )
+
+
+def _or(value: float | None, fallback: float) -> float:
+    return fallback if value is None else value

@@ -1,0 +1,1 @@
+"""Generated gRPC stubs for the ttsfleet contract (regenerate with `python -m ttsfleet.proto.generate`)."""

@@ -1,0 +1,1 @@
+"""ttsfleet: text-to-speech inference fleets on Kubernetes."""
