@@ -24,10 +24,35 @@ bin="$root/bin"
 binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm)
 stamp_text="kubernetes=$k8s_version etcd=$etcd_version kwok=$KWOK_VERSION helm=$HELM_VERSION"
 
-complete() {
+binaries_complete() {
   [[ -f "$bin/.versions" && "$(cat "$bin/.versions")" == "$stamp_text" ]] || return 1
   local b
   for b in "${binaries[@]}"; do [[ -x "$bin/$b" ]] || return 1; done
+}
+
+complete() {
+  binaries_complete && [[ -f "$bin/kwok-stages.yaml" ]]
+}
+
+# The kwok binary has no built-in stages (kwokctl embeds them): take the
+# defaults kwokctl uses from the kwok module itself, so they match the binary.
+write_kwok_stages() {
+  local dir
+  dir=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')/kustomize/stage
+  local files=(
+    node/fast/node-initialize.yaml
+    node/heartbeat-with-lease/node-heartbeat-with-lease.yaml
+    pod/fast/pod-ready.yaml
+    pod/fast/pod-complete.yaml
+    pod/fast/pod-delete.yaml
+  )
+  local f
+  for f in "${files[@]}"; do
+    echo "---"
+    cat "$dir/$f"
+  done >"$bin/kwok-stages.yaml.tmp"
+  mv "$bin/kwok-stages.yaml.tmp" "$bin/kwok-stages.yaml"
 }
 
 if [[ "${1:-}" == "--print-bin-dir" ]]; then
@@ -40,6 +65,10 @@ mkdir -p "$root"
 exec 9>"$root/.build.lock"
 flock 9 # another process may be building the same cache
 complete && exit 0
+if binaries_complete; then
+  write_kwok_stages
+  exit 0
+fi
 
 stage=$(mktemp -d "$root/stage.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
@@ -80,4 +109,5 @@ GOBIN="$stage" "${install[@]}" \
 mkdir -p "$bin"
 for b in "${binaries[@]}"; do mv -f "$stage/$b" "$bin/$b"; done
 echo "$stamp_text" >"$bin/.versions"
+write_kwok_stages
 echo "control plane binaries ready in $bin" >&2

@@ -1,0 +1,69 @@
+"""Fixtures for tests that run against the real control plane.
+
+One control plane per test session (start-up takes seconds, a cold build
+of the binaries tens of minutes, once per machine); one fresh namespace per
+test, so tests do not see each other's objects.
+"""
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cluster.control_plane import ControlPlane
+from cluster.polling import wait_until
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test in this folder ``integration`` (so ``-m`` can pick them)."""
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    """etcd, apiserver, controller manager, scheduler and kwok with GPU nodes."""
+    with ControlPlane() as plane:
+        yield plane
+
+
+@pytest.fixture(scope="session")
+def api_client(control_plane: ControlPlane) -> Iterator[Any]:
+    """An admin ``kubernetes.client.ApiClient`` shared by the session."""
+    with control_plane.api_client() as api:
+        yield api
+
+
+def _default_service_account(core: client.CoreV1Api, namespace: str) -> bool:
+    try:
+        core.read_namespaced_service_account("default", namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
+
+
+@pytest.fixture
+def namespace(api_client: Any) -> Iterator[str]:
+    """A unique namespace, ready for pods, deleted after the test.
+
+    Pods are rejected until the controller manager has created the
+    namespace's ``default`` ServiceAccount, so wait for it first.
+    """
+    core = client.CoreV1Api(api_client)
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    wait_until(
+        lambda: _default_service_account(core, name),
+        what=f"ServiceAccount default in namespace {name}",
+        timeout=60,
+    )
+    yield name
+    core.delete_namespace(name)
