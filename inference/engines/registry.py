@@ -11,7 +11,8 @@ def load_engine(voice: Voice, device: str) -> VoiceEngine:
     if voice.engine == "piper-onnx":
         from ttsfleet.inference.engines.piper_onnx import PiperOnnxEngine
 
-        return PiperOnnxEngine(voice, device)
+        engine: VoiceEngine = PiperOnnxEngine(voice, device)
+        return engine
     if voice.engine == "piper-torch":
         try:
             from ttsfleet.inference.engines.piper_torch import PiperTorchEngine
@@ -20,5 +21,6 @@ def load_engine(voice: Voice, device: str) -> VoiceEngine:
                 f"voice {voice.name} uses the piper-torch engine, which needs torch: "
                 "pip install 'ttsfleet[torch]'"
             ) from error
-        return PiperTorchEngine(voice, device)
+        engine = PiperTorchEngine(voice, device)
+        return engine
     raise ValueError(f"voice {voice.name}: unknown engine {voice.engine!r}")
