@@ -1,0 +1,37 @@
+"""Small checks that audio is real speech, used by tests at every level."""
+
+from __future__ import annotations
+
+import io
+import wave
+
+import numpy as np
+import numpy.typing as npt
+
+
+def read_wav(data: bytes) -> tuple[int, npt.NDArray[np.int16]]:
+    """Parses a mono 16-bit WAV file; fails the test on anything else."""
+    with wave.open(io.BytesIO(data), "rb") as wav:
+        assert wav.getnchannels() == 1
+        assert wav.getsampwidth() == 2
+        frames = wav.readframes(wav.getnframes())
+        return wav.getframerate(), np.frombuffer(frames, dtype="<i2")
+
+
+def pcm16(data: bytes) -> npt.NDArray[np.int16]:
+    return np.frombuffer(data, dtype="<i2")
+
+
+def assert_speech(samples: npt.NDArray[np.int16], rate: int, text: str) -> None:
+    """Audio is speech-like for the text: plausible length, not silence, not clipped noise."""
+    seconds = samples.size / rate
+    words = len(text.split())
+    # Read speech runs at roughly 2-4 words a second; allow a wide margin.
+    assert 0.15 * words <= seconds <= 1.2 * words + 1.0, (seconds, words)
+    level = np.sqrt(np.mean(samples.astype(np.float64) ** 2))
+    assert level > 300, f"RMS {level:.0f}: silence"
+    # Speech has pauses: a good share of 20 ms frames is much quieter than the loudest.
+    frame = rate // 50
+    frames = samples[: samples.size // frame * frame].reshape(-1, frame).astype(np.float64)
+    energy = np.sqrt(np.mean(frames**2, axis=1))
+    assert np.mean(energy < 0.1 * energy.max()) > 0.03, "no pauses: not speech"
