@@ -1,0 +1,84 @@
+"""Arbitrary Unicode at the text path: every call ends with audio or a clear status."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+from audio_checks import read_wav
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from voices import JOE, pod_config
+
+from ttsfleet.inference.server import InferenceServer
+from ttsfleet.proto import tts_pb2, tts_pb2_grpc
+
+# Nothing legitimate needs longer than this, so a call that takes it has hung.
+CALL_DEADLINE_S = 60
+
+
+@pytest.fixture(scope="module")
+def stub(engines: dict[str, Any]) -> Iterator[tts_pb2_grpc.TTSServiceStub]:
+    """A server on its own event loop thread, so hypothesis can drive it synchronously."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start() -> InferenceServer:
+        server = InferenceServer(pod_config(JOE), {"joe": engines["joe"]})
+        await server.start("127.0.0.1", 0, None)
+        return server
+
+    server = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        yield tts_pb2_grpc.TTSServiceStub(channel)
+    asyncio.run_coroutine_threadsafe(server.stop(grace=5), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+tricky_text = st.one_of(
+    st.text(st.characters(codec="utf-8"), max_size=200),
+    st.text(st.characters(categories=["Cc", "Cf", "Zs", "Zl", "Zp"]), max_size=50),
+    st.text(st.sampled_from("😀🎉👍🏽‍♀️\u200d\ufe0f"), max_size=30),
+    st.text(st.sampled_from("абвгд中文字符العربيةעבריתहिन्दी ,.!?"), max_size=120),
+    st.integers(1, 1500).map(lambda n: "x" * n),
+    st.lists(
+        st.sampled_from(["Dr.", "3.14", "$5", "e.g.", "...", "--", "[[", "]]", "(", "Hello"])
+    ).map(" ".join),
+)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=tricky_text)
+def test_any_text_ends_with_audio_or_invalid_argument(
+    stub: tts_pb2_grpc.TTSServiceStub, text: str
+) -> None:
+    try:
+        response = stub.Synthesize(tts_pb2.TTSRequest(text=text), timeout=CALL_DEADLINE_S)
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (error.code(), error.details())
+        assert error.details()
+        return
+    rate, samples = read_wav(response.audio)
+    assert rate == 22050
+    assert samples.size > 0
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=tricky_text)
+def test_any_text_streams_or_fails_clearly(stub: tts_pb2_grpc.TTSServiceStub, text: str) -> None:
+    try:
+        chunks = list(stub.StreamSynthesize(tts_pb2.TTSRequest(text=text), timeout=CALL_DEADLINE_S))
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (error.code(), error.details())
+        return
+    assert chunks and all(len(c.chunk) % 2 == 0 for c in chunks)

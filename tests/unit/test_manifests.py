@@ -1,0 +1,88 @@
+"""Reading TTSVoice/TTSPool manifests: defaults applied, mistakes named clearly."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ttsfleet.manifests import (
+    ManifestError,
+    fleet_from_documents,
+    load_fleet,
+    pod_config,
+    voice_from_manifest,
+    voice_to_manifest,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _voice(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "ttsfleet.dev/v1alpha1",
+        "kind": "TTSVoice",
+        "metadata": {"name": "v"},
+        "spec": spec,
+    }
+
+
+def _pool(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "ttsfleet.dev/v1alpha1",
+        "kind": "TTSPool",
+        "metadata": {"name": "p"},
+        "spec": spec,
+    }
+
+
+def test_quickstart_example_reads_with_defaults() -> None:
+    fleet = load_fleet(EXAMPLES / "quickstart.yaml")
+    (pool,) = fleet.pools
+    assert pool.voices == ("joe",) and pool.default_voice == "joe"
+    assert pool.replicas == 2 and pool.device == "cpu"
+    assert pool.autoscaling.enabled is False
+    assert [v.name for v in fleet.voices_of(pool)] == ["joe"]
+
+
+def test_voice_round_trips_through_the_pod_config() -> None:
+    voice = voice_from_manifest(_voice(source={"package": "x"}, defaults={"noiseScale": 0}))
+    assert voice_from_manifest(voice_to_manifest(voice)) == voice
+    pool = fleet_from_documents([_pool(voices=["v"])]).pools[0]
+    config = pod_config(pool, [voice])
+    assert config["defaultVoice"] == "v" and config["voices"][0]["spec"]["source"] == {
+        "package": "x"
+    }
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (_voice(source={}), "exactly one of package, path, url"),
+        (_voice(source={"package": "a", "path": "/b"}), "exactly one of"),
+        (_voice(source={"package": "a"}, engine="espeak"), "spec.engine 'espeak'"),
+        (_pool(), "voices is required"),
+        (_pool(voices=["a"], defaultVoice="b"), "defaultVoice 'b' is not in spec.voices"),
+        (_pool(voices=["a"], device="tpu"), "spec.device 'tpu'"),
+        (_pool(voices=["a"], replicas=-1), "must be positive"),
+        ({**_pool(voices=["a"]), "apiVersion": "ttsfleet.dev/v9"}, "apiVersion must be"),
+    ],
+)
+def test_mistakes_are_named(document: dict[str, Any], message: str) -> None:
+    with pytest.raises(ManifestError, match=re.escape(message)):
+        fleet_from_documents([document])
+
+
+def test_pool_naming_a_missing_voice_fails_clearly() -> None:
+    fleet = fleet_from_documents([_pool(voices=["ghost"])])
+    with pytest.raises(ManifestError, match="no TTSVoice named ghost"):
+        fleet.voices_of(fleet.pools[0])
+
+
+def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: [unclosed\n")
+    with pytest.raises(ManifestError, match=r"bad\.yaml: not valid YAML"):
+        load_fleet(bad)
