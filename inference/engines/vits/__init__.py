@@ -1,0 +1,8 @@
+"""VITS inference in torch, built from and loaded with a Piper voice's ONNX file.
+
+Read in the order the data flows: `onnx_voice` (the file's tensors and graph)
+→ `config` (the network's dimensions, read from them) → `text_encoder`,
+`duration`, `flow`, `decoder` (the four VITS stages) → `synthesizer` (the
+stages in sequence, batched) → `weights` (every tensor into its parameter)
+→ `windows` (which latent frames each streamed decoder step covers).
+"""

@@ -1,0 +1,83 @@
+"""The normalising flow between the text prior and the decoder's latent, run in reverse.
+
+Mean-only affine couplings (Piper trains VITS with mean_only=True): each
+layer keeps one half of the channels and subtracts from the other a shift
+that a WaveNet-style stack computes from the kept half. A channel flip
+between layers alternates the halves.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ttsfleet.inference.engines.vits.config import VitsConfig
+
+
+class WaveNet(nn.Module):
+    """Gated dilated convolutions with residual and skip outputs (VITS's WN, no speaker input)."""
+
+    def __init__(self, channels: int, kernel: int, layers: int, dilation_rate: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.in_layers = nn.ModuleList(
+            nn.Conv1d(
+                channels,
+                2 * channels,
+                kernel,
+                dilation=dilation_rate**i,
+                padding=(dilation_rate**i * (kernel - 1)) // 2,
+            )
+            for i in range(layers)
+        )
+        self.res_skip_layers = nn.ModuleList(
+            nn.Conv1d(channels, channels if i == layers - 1 else 2 * channels, 1)
+            for i in range(layers)
+        )
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        skip = torch.zeros_like(x)
+        last = len(self.in_layers) - 1
+        for i, (conv, res_skip) in enumerate(zip(self.in_layers, self.res_skip_layers, strict=True)):
+            gate = conv(x)
+            acts = torch.tanh(gate[:, : self.channels]) * torch.sigmoid(gate[:, self.channels :])
+            out = res_skip(acts)
+            if i == last:
+                skip = skip + out
+            else:
+                x = (x + out[:, : self.channels]) * mask
+                skip = skip + out[:, self.channels :]
+        return skip * mask
+
+
+class CouplingLayer(nn.Module):
+    """One mean-only residual coupling layer."""
+
+    def __init__(self, config: VitsConfig) -> None:
+        super().__init__()
+        half = config.inter // 2
+        self.pre = nn.Conv1d(half, config.flow_hidden, 1)
+        self.enc = WaveNet(
+            config.flow_hidden, config.wn_kernel, config.wn_layers, config.wn_dilation_rate
+        )
+        self.post = nn.Conv1d(config.flow_hidden, half, 1)
+
+    def reverse(self, z: Tensor, mask: Tensor) -> Tensor:
+        z0, z1 = z.chunk(2, dim=1)
+        shift = self.post(self.enc(self.pre(z0) * mask, mask)) * mask
+        return torch.cat([z0, (z1 - shift) * mask], dim=1)
+
+
+class Flow(nn.Module):
+    """Prior sample z_p → decoder latent z."""
+
+    def __init__(self, config: VitsConfig) -> None:
+        super().__init__()
+        # Keyed by index in the trained model (flips sit at the odd indices).
+        self.flows = nn.ModuleDict({str(i): CouplingLayer(config) for i in config.flows})
+        self.order = config.flows
+
+    def reverse(self, z: Tensor, mask: Tensor) -> Tensor:
+        for index in self.order:
+            z = self.flows[str(index)].reverse(z.flip(1), mask)
+        return z

@@ -1,0 +1,67 @@
+"""The VITS stages in sequence for a padded batch: ids → latent frames → audio.
+
+Split in two calls so that the engine can stream: `latents` runs the text
+encoder, duration predictor and flow over whole utterances (they are cheap
+and need the whole sentence), `decode` turns any span of latent frames into
+audio (the expensive part, run window by window).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ttsfleet.inference.engines.vits.config import VitsConfig
+from ttsfleet.inference.engines.vits.decoder import Decoder
+from ttsfleet.inference.engines.vits.duration import DurationPredictor
+from ttsfleet.inference.engines.vits.flow import Flow
+from ttsfleet.inference.engines.vits.layers import sequence_mask
+from ttsfleet.inference.engines.vits.text_encoder import TextEncoder
+
+
+class Synthesizer(nn.Module):
+    """Module names follow Piper's (enc_p, dp, flow, dec) so every parameter keeps its name."""
+
+    def __init__(self, config: VitsConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.enc_p = TextEncoder(config)
+        self.dp = DurationPredictor(config)
+        self.flow = Flow(config)
+        self.dec = Decoder(config)
+
+    def latents(
+        self,
+        ids: Tensor,
+        lengths: Tensor,
+        length_scale: Tensor,
+        noise_scale: Tensor,
+        noise_w: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """ids [B, T] padded, the rest [B] → latent z [B, inter, F] and frame counts [B].
+
+        Each item has its own scales, so one batch can mix speaking rates.
+        """
+        mask = sequence_mask(lengths, ids.shape[1])
+        hidden, mean, log_std = self.enc_p(ids, mask)
+        log_w = self.dp(hidden, mask, noise_w)
+        durations = torch.ceil(torch.exp(log_w) * mask * length_scale.view(-1, 1, 1)).squeeze(1)
+        ends = torch.cumsum(durations, dim=1)  # [B, T]: the frame after each phoneme
+        frame_lengths = ends[:, -1].clamp_min(1).long()
+        frames = int(frame_lengths.max())
+        position = torch.arange(frames, device=ids.device, dtype=ends.dtype).expand(len(ids), -1)
+        # Which phoneme each frame repeats; frames past the last phoneme get none.
+        owner = torch.searchsorted(ends, position, right=True)
+        aligned = (position < ends[:, -1:]).unsqueeze(1).to(mean.dtype)
+        index = owner.clamp_max(ids.shape[1] - 1).unsqueeze(1).expand(-1, mean.shape[1], -1)
+        mean = mean.gather(2, index) * aligned
+        log_std = log_std.gather(2, index) * aligned
+        noise = torch.randn_like(mean) * torch.exp(log_std) * noise_scale.view(-1, 1, 1)
+        frame_mask = sequence_mask(frame_lengths, frames)
+        z = self.flow.reverse(mean + noise, frame_mask)
+        return z * frame_mask, frame_lengths
+
+    def decode(self, z: Tensor, lengths: Tensor | None) -> Tensor:
+        """z [B, inter, F] → audio [B, F·hop]; lengths [B] when items end before F."""
+        mask = None if lengths is None else sequence_mask(lengths, z.shape[2])
+        return self.dec(z, mask)
