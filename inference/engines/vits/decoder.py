@@ -77,7 +77,9 @@ class Decoder(nn.Module):
             x = up(_masked(F.leaky_relu(x, _SLOPE), mask))
             mask = None if mask is None else mask.repeat_interleave(rate, dim=2)
             first_input = _masked(F.leaky_relu(x, _SLOPE), mask)
-            blocks = self.resblocks[stage * self.blocks_per_stage : (stage + 1) * self.blocks_per_stage]
+            blocks = self.resblocks[
+                stage * self.blocks_per_stage : (stage + 1) * self.blocks_per_stage
+            ]
             total = blocks[0](x, first_input, mask)
             for block in blocks[1:]:
                 total = total + block(x, first_input, mask)
@@ -91,20 +93,23 @@ def context_frames(config: VitsConfig) -> int:
 
     Decoding a window with this much context on each side and cropping it
     gives the same samples as decoding the whole utterance. Counted in output
-    samples, layer by layer, then rounded up to frames with one frame spare.
+    samples, layer by layer, then rounded up to frames. The count is an upper
+    bound: it lines up every kernel's extreme taps, which real paths do not.
     """
     period = config.hop  # output samples per position at the current layer
     reach = period * (_EDGE_KERNEL // 2)
     block_reach = max(
         sum(d * (kernel - 1) // 2 for d in dilations)
-        for kernel, dilations in zip(config.resblock_kernels, config.resblock_dilations, strict=True)
+        for kernel, dilations in zip(
+            config.resblock_kernels, config.resblock_dilations, strict=True
+        )
     )
     for rate, kernel in zip(config.upsample_rates, config.upsample_kernels, strict=True):
         reach += period * math.ceil(kernel / rate)
         period //= rate
         reach += period * block_reach
     reach += _EDGE_KERNEL // 2
-    return math.ceil(reach / config.hop) + 1
+    return math.ceil(reach / config.hop)
 
 
 def _masked(x: Tensor, mask: Tensor | None) -> Tensor:

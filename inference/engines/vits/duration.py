@@ -9,6 +9,7 @@ and the first coupling layer, which VITS drops at inference) are not built.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -62,9 +63,9 @@ class ConvFlow(nn.Module):
         self.proj = nn.Conv1d(channels, 3 * self.bins - 1, 1)
 
     def reverse(self, z: Tensor, mask: Tensor, condition: Tensor) -> Tensor:
-        z0, z1 = z.split(1, dim=1)
+        z0, z1 = z.chunk(2, dim=1)
         h = self.convs(self.pre(z0) + condition, mask)
-        h = (self.proj(h) * mask).transpose(1, 2)  # [B, T, 3·bins − 1]
+        h = (self.proj(h) * mask).transpose(1, 2)  # [B, T, 3·bins - 1]
         scale = math.sqrt(self.pre.out_channels)
         z1 = inverse_spline(
             z1.squeeze(1),
@@ -109,6 +110,6 @@ class DurationPredictor(nn.Module):
         batch, _, length = hidden.shape
         z = torch.randn(batch, 2, length, device=hidden.device) * noise_w.view(-1, 1, 1)
         for index in self.order:
-            z = self.flows[str(index)].reverse(z.flip(1), mask, condition)
-        z = self.flows["0"].reverse(z.flip(1), mask)
+            z = cast(ConvFlow, self.flows[str(index)]).reverse(z.flip(1), mask, condition)
+        z = cast(ElementwiseAffine, self.flows["0"]).reverse(z.flip(1), mask)
         return z[:, :1]

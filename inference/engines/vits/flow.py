@@ -8,6 +8,8 @@ between layers alternates the halves.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -38,7 +40,9 @@ class WaveNet(nn.Module):
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         skip = torch.zeros_like(x)
         last = len(self.in_layers) - 1
-        for i, (conv, res_skip) in enumerate(zip(self.in_layers, self.res_skip_layers, strict=True)):
+        for i, (conv, res_skip) in enumerate(
+            zip(self.in_layers, self.res_skip_layers, strict=True)
+        ):
             gate = conv(x)
             acts = torch.tanh(gate[:, : self.channels]) * torch.sigmoid(gate[:, self.channels :])
             out = res_skip(acts)
@@ -79,5 +83,5 @@ class Flow(nn.Module):
 
     def reverse(self, z: Tensor, mask: Tensor) -> Tensor:
         for index in self.order:
-            z = self.flows[str(index)].reverse(z.flip(1), mask)
+            z = cast(CouplingLayer, self.flows[str(index)]).reverse(z.flip(1), mask)
         return z

@@ -123,7 +123,11 @@ class OnnxVoice:
             if parameter != kind:
                 continue
             node = self._nodes.get(node_name(name, op))
-            if node is not None and len(node.input) > index and node.input[index] in self.initializers:
+            if (
+                node is not None
+                and len(node.input) > index
+                and node.input[index] in self.initializers
+            ):
                 return Located(node.input[index], self.initializers[node.input[index]])
         return None
 

@@ -31,7 +31,7 @@ def inverse_spline(
     """Maps spline outputs y back to inputs.
 
     y has any shape S; widths and heights are unnormalised, shape S + [bins];
-    derivatives are the unnormalised inner knot derivatives, S + [bins − 1].
+    derivatives are the unnormalised inner knot derivatives, S + [bins - 1].
     """
     inside = (y >= -bound) & (y <= bound)
     derivatives = F.pad(derivatives, (1, 1), value=_EDGE_DERIVATIVE)

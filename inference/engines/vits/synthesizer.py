@@ -49,7 +49,7 @@ class Synthesizer(nn.Module):
         ends = torch.cumsum(durations, dim=1)  # [B, T]: the frame after each phoneme
         frame_lengths = ends[:, -1].clamp_min(1).long()
         frames = int(frame_lengths.max())
-        position = torch.arange(frames, device=ids.device, dtype=ends.dtype).expand(len(ids), -1)
+        position = torch.arange(frames, device=ids.device, dtype=ends.dtype).repeat(len(ids), 1)
         # Which phoneme each frame repeats; frames past the last phoneme get none.
         owner = torch.searchsorted(ends, position, right=True)
         aligned = (position < ends[:, -1:]).unsqueeze(1).to(mean.dtype)
@@ -64,4 +64,5 @@ class Synthesizer(nn.Module):
     def decode(self, z: Tensor, lengths: Tensor | None) -> Tensor:
         """z [B, inter, F] → audio [B, F·hop]; lengths [B] when items end before F."""
         mask = None if lengths is None else sequence_mask(lengths, z.shape[2])
-        return self.dec(z, mask)
+        audio: Tensor = self.dec(z, mask)
+        return audio

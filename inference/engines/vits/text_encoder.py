@@ -46,7 +46,7 @@ class RelativeAttention(nn.Module):
         )
         q = q / math.sqrt(self.head_channels)
         offsets = torch.arange(length, device=x.device)
-        relative = offsets[None, :] - offsets[:, None]  # key − query, [T, T]
+        relative = offsets[None, :] - offsets[:, None]  # key - query, [T, T]
         in_window = relative.abs() <= self.window
         band = (relative.clamp(-self.window, self.window) + self.window).expand(
             batch, self.n_heads, length, length
@@ -63,7 +63,8 @@ class RelativeAttention(nn.Module):
             3, along_band.expand(batch, self.n_heads, length, 2 * self.window + 1)
         )
         out = torch.matmul(weights, v) + torch.matmul(offset_weights, self.emb_rel_v)
-        return self.conv_o(out.transpose(2, 3).reshape(batch, channels, length))
+        projected: Tensor = self.conv_o(out.transpose(2, 3).reshape(batch, channels, length))
+        return projected
 
 
 class FeedForward(nn.Module):
@@ -76,7 +77,8 @@ class FeedForward(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         x = torch.relu(self.conv_1(x * mask))
-        return self.conv_2(x * mask) * mask
+        out: Tensor = self.conv_2(x * mask) * mask
+        return out
 
 
 class TextEncoder(nn.Module):

@@ -1,0 +1,137 @@
+"""Piper voices on torch: batched VITS inference whose decoder streams audio window by window.
+
+The network is rebuilt in torch from the voice's ONNX file (vits/), so the
+same voice package serves both engines and their audio matches. Unlike the
+exported ONNX graph, which takes one sentence at a time, this engine runs a
+padded batch in which every item has its own speaking rate and noise, and
+hands out each item's audio in steps: the whole batch's latents first (text
+encoder, durations, flow: the cheap part), then the decoder over
+successive windows of frames, so the first audio leaves long before the
+last window is decoded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from ttsfleet.inference.engine import (
+    Audio,
+    BatchItem,
+    SynthesisParams,
+    Utterance,
+    VoiceEngine,
+    VoiceInfo,
+)
+from ttsfleet.inference.engines.piper_frontend import PiperFrontEnd
+from ttsfleet.inference.engines.vits.config import read_config
+from ttsfleet.inference.engines.vits.decoder import context_frames
+from ttsfleet.inference.engines.vits.onnx_voice import OnnxVoice
+from ttsfleet.inference.engines.vits.synthesizer import Synthesizer
+from ttsfleet.inference.engines.vits.weights import load_weights
+from ttsfleet.inference.engines.vits.windows import plan_windows
+from ttsfleet.inference.voice_files import voice_files
+from ttsfleet.manifests import Voice
+
+_LOG = logging.getLogger(__name__)
+_EMPTY: Audio = np.zeros(0, dtype=np.float32)
+
+
+class PiperTorchEngine(VoiceEngine):
+    """A Piper voice on torch, batched and streamed.
+
+    `window_frames` is the first decoder window in latent frames (one frame
+    is `hop` samples, 256 for medium voices: about 12 ms at 22050 Hz); later
+    windows double up to `max_window_frames`. None decodes each batch in one
+    piece.
+    """
+
+    def __init__(
+        self,
+        voice: Voice,
+        device: str,
+        *,
+        max_batch_size: int = 16,
+        window_frames: int | None = 32,
+        max_window_frames: int = 256,
+    ) -> None:
+        model_path, config_path = voice_files(voice.source)
+        self._front = PiperFrontEnd(config_path, voice.defaults)
+        if device == "cuda" and not torch.cuda.is_available():
+            _LOG.warning("voice %s: CUDA is not available, running on CPU", voice.name)
+        self._device = torch.device(
+            "cuda" if device == "cuda" and torch.cuda.is_available() else "cpu"
+        )
+        onnx_voice = OnnxVoice(model_path)
+        config = read_config(onnx_voice)
+        model = Synthesizer(config)
+        load_weights(model, onnx_voice)
+        self._model = model.eval().to(self._device)
+        self._hop = config.hop
+        self._context = context_frames(config)
+        self._window_frames = window_frames
+        self._max_window_frames = max(max_window_frames, window_frames or 1)
+        self.max_batch_size = max_batch_size
+        self.info = VoiceInfo(
+            name=voice.name,
+            engine="piper-torch",
+            language=voice.language or self._front.config.espeak_voice,
+            sample_rate=self._front.config.sample_rate,
+        )
+
+    def utterances(self, text: str) -> list[Utterance]:
+        return self._front.utterances(text)
+
+    def default_params(self, speed: float) -> SynthesisParams:
+        return self._front.default_params(speed)
+
+    def run_batch(self, items: Sequence[BatchItem]) -> Iterator[list[Audio]]:
+        if not items:
+            return
+        with torch.inference_mode():
+            z, frame_lengths = self._latents(items)
+        lengths = frame_lengths.tolist()
+        for window in plan_windows(
+            max(lengths), self._window_frames, self._max_window_frames, self._context
+        ):
+            active = [i for i, length in enumerate(lengths) if length > window.start]
+            with torch.inference_mode():
+                audio = self._decode(z, frame_lengths, active, window.lo, window.hi)
+            pieces = [_EMPTY] * len(items)
+            for row, i in enumerate(active):
+                stop = min(window.stop, lengths[i])
+                pieces[i] = audio[
+                    row, (window.start - window.lo) * self._hop : (stop - window.lo) * self._hop
+                ]
+            yield pieces
+
+    def _latents(self, items: Sequence[BatchItem]) -> tuple[torch.Tensor, torch.Tensor]:
+        longest = max(len(utterance.phoneme_ids) for utterance, _ in items)
+        ids = torch.zeros(len(items), longest, dtype=torch.long)
+        for row, (utterance, _) in enumerate(items):
+            ids[row, : len(utterance.phoneme_ids)] = torch.tensor(utterance.phoneme_ids)
+        lengths = torch.tensor([len(utterance.phoneme_ids) for utterance, _ in items])
+        scales = torch.tensor(
+            [[p.length_scale, p.noise_scale, p.noise_w] for _, p in items], dtype=torch.float32
+        )
+        device = self._device
+        return self._model.latents(
+            ids.to(device),
+            lengths.to(device),
+            length_scale=scales[:, 0].to(device),
+            noise_scale=scales[:, 1].to(device),
+            noise_w=scales[:, 2].to(device),
+        )
+
+    def _decode(
+        self, z: torch.Tensor, frame_lengths: torch.Tensor, active: list[int], lo: int, hi: int
+    ) -> npt.NDArray[np.float32]:
+        rows = torch.tensor(active, device=z.device)
+        valid = (frame_lengths[rows] - lo).clamp(max=hi - lo)
+        ragged = bool((valid < hi - lo).any())
+        audio = self._model.decode(z[rows, :, lo:hi], valid if ragged else None)
+        return audio.cpu().numpy()
