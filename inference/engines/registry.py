@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import importlib
+
 from ttsfleet.inference.engine import VoiceEngine
 from ttsfleet.manifests import Voice
+
+# engine name -> (module, class, the pip extra that brings its libraries)
+ENGINES = {
+    "piper-onnx": ("ttsfleet.inference.engines.piper_onnx", "PiperOnnxEngine", "piper"),
+    "piper-torch": ("ttsfleet.inference.engines.piper_torch", "PiperTorchEngine", "torch"),
+}
 
 
 def load_engine(voice: Voice, device: str) -> VoiceEngine:
     """Loads the voice's weights on the device; imports each engine only when used."""
-    if voice.engine == "piper-onnx":
-        from ttsfleet.inference.engines.piper_onnx import PiperOnnxEngine
-
-        engine: VoiceEngine = PiperOnnxEngine(voice, device)
-        return engine
-    if voice.engine == "piper-torch":
-        try:
-            from ttsfleet.inference.engines.piper_torch import PiperTorchEngine
-        except ImportError as error:
-            raise RuntimeError(
-                f"voice {voice.name} uses the piper-torch engine, which needs torch: "
-                "pip install 'ttsfleet[torch]'"
-            ) from error
-        engine = PiperTorchEngine(voice, device)
-        return engine
-    raise ValueError(f"voice {voice.name}: unknown engine {voice.engine!r}")
+    if voice.engine not in ENGINES:
+        raise ValueError(f"voice {voice.name}: unknown engine {voice.engine!r}")
+    module_name, class_name, extra = ENGINES[voice.engine]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise RuntimeError(
+            f"voice {voice.name} uses the {voice.engine} engine, which needs "
+            f"{error.name}: pip install 'ttsfleet[{extra}]'"
+        ) from error
+    engine: VoiceEngine = getattr(module, class_name)(voice, device)
+    return engine

@@ -1,0 +1,44 @@
+# Set-up and everyday commands. Everything runs in a virtualenv (.venv by
+# default) so a fresh machine needs only python3 >= 3.11 and Go (for the test
+# control plane); pip's cache makes re-installs of torch cheap.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: install install-test quickstart test test-fast lint bench control-plane clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+install: $(PY)
+	$(PIP) install --quiet -e '.[piper]'
+
+install-test: $(PY)
+	$(PIP) install --quiet -e '.[test]'
+
+## The local fleet quickstart: starts it, writes hello.wav of real speech, stops it.
+quickstart: install
+	VENV=$(VENV) bash scripts/quickstart.sh
+
+## The whole test suite: unit, real gRPC, real voice, real control plane.
+test: install-test control-plane
+	$(PY) -m pytest
+
+## Only what needs no control plane.
+test-fast: install-test
+	$(PY) -m pytest --ignore=tests/integration
+
+control-plane:
+	bash tests/cluster/build.sh
+
+lint: install-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: install-test
+	for b in tests/bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) hello.wav
