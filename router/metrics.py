@@ -1,0 +1,68 @@
+"""Prometheus metrics of the router, per pool and pod.
+
+The router gets its own registry, so several routers in one process (the
+local fleet's tests, benchmarks) never share counters. A request the router
+refuses before any pod is picked carries an empty pod label.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class RouterMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "ttsfleet_router_requests",
+            "Requests finished, by method, pool, pod and gRPC status code.",
+            ["method", "pool", "pod", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "ttsfleet_router_request_duration_seconds",
+            "Time from a request's arrival at the router to its last byte.",
+            ["method", "pool"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.time_to_first_audio = Histogram(
+            "ttsfleet_router_time_to_first_audio_seconds",
+            "Time from a stream's arrival at the router until its first audio left it.",
+            ["pool"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.picks = Counter(
+            "ttsfleet_router_picks",
+            "Times a pod was picked for a request (retries included).",
+            ["pool", "pod"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "ttsfleet_router_retries",
+            "Requests sent to a second pod after the first failed before any audio.",
+            ["pool"],
+            registry=self.registry,
+        )
+        self.ejections = Counter(
+            "ttsfleet_router_ejections",
+            "Times a pod was ejected after failing repeatedly.",
+            ["pool", "pod"],
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "ttsfleet_router_pod_queue_depth",
+            "The queue depth a pod last reported to the router.",
+            ["pool", "pod"],
+            registry=self.registry,
+        )
+
+    def forget(self, pool: str, pod: str) -> None:
+        """Drops a gone pod's gauge; its counters stay, as Prometheus counters do."""
+        try:
+            self.queue_depth.remove(pool, pod)
+        except KeyError:
+            return

@@ -1,0 +1,35 @@
+"""The router's tunables in one place; `ttsfleet router --help` documents each as a flag."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    # "power-of-two" (queue-aware) or "round-robin" (load-blind, for comparison).
+    picker: str = "power-of-two"
+    # A load report older than this says nothing about the pod's capacity.
+    stale_after: float = 2.0
+    # Seconds a request may wait for a queue to make room when every pod is full.
+    saturation_wait: float = 0.0
+    # Further pods to try when a call fails before any audio was sent.
+    retries: int = 1
+    # Outlier detection: this many failures in a row eject a pod for
+    # ejection_seconds x (ejections in a row), at most max_ejection_seconds.
+    eject_after_failures: int = 3
+    ejection_seconds: float = 5.0
+    max_ejection_seconds: float = 60.0
+    # How often pods stream their load: at most every min, at least every max.
+    load_min_interval_ms: int = 20
+    load_max_interval_ms: int = 500
+    # Seconds a dropped pod's calls may run on before its channel closes.
+    close_grace: float = 30.0
+    # None: no Prometheus endpoint; 0: any free port.
+    metrics_port: int | None = None
+    # TLS on the listener when both are set (PEM files).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # Bearer tokens accepted on every call but health checks; empty: no auth.
+    auth_tokens: frozenset[str] = frozenset()
