@@ -53,7 +53,8 @@ def main() -> int:
         print(f"\nexport KUBECONFIG={plane.kubeconfig}\nalias kubectl={kubectl}\n", flush=True)
         if args.measure:
             report_measurements(plane, startup)
-        print("running; Ctrl-C stops it and removes its files", flush=True)
+        kept = f"keeps {plane.dir}" if args.keep else "removes its files"
+        print(f"running; Ctrl-C stops it and {kept}", flush=True)
         try:
             signal.pause()
         except KeyboardInterrupt:

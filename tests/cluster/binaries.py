@@ -6,7 +6,6 @@ ships; everything else comes from the cache that ``build.sh`` fills.
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 BUILD_SCRIPT = Path(__file__).with_name("build.sh")
@@ -36,9 +35,10 @@ def cache_bin_dir() -> Path:
 def ensure_built() -> Path:
     """Run build.sh (a no-op when the cache is complete); return the bin dir.
 
-    A cold build takes tens of minutes, so its progress goes to stderr.
+    A cold build takes tens of minutes; its progress goes to the inherited
+    stderr (pytest shows it for a failed fixture).
     """
-    subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, stdout=sys.stderr)
+    subprocess.run(["bash", str(BUILD_SCRIPT)], check=True)
     return cache_bin_dir()
 
 

@@ -39,7 +39,6 @@ def gpu_node(name: str, gpus: int = 4) -> dict[str, Any]:
         "status": {
             "capacity": resources,
             "allocatable": resources,
-            "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux"},
         },
     }
 

@@ -8,10 +8,11 @@ import ipaddress
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster.control_plane import ControlPlane
+from cluster.control_plane import ControlPlane, StartupError
 from cluster.fake_nodes import GPU_LABEL, GPU_RESOURCE
 from cluster.polling import wait_until
 from kubernetes import client
@@ -302,3 +303,21 @@ def test_service_account_identity_gets_only_what_its_role_allows(
     whoami = control_plane.kubectl("auth", "whoami", "--output=json", kubeconfig=kubeconfig)
     username = json.loads(whoami.stdout)["status"]["userInfo"]["username"]
     assert username == f"system:serviceaccount:{namespace}:operator"
+
+
+def test_a_failing_component_is_named_with_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "kube-apiserver"
+    fake.write_text("#!/bin/sh\necho 'fake apiserver: refusing to start'\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("KUBEBUILDER_ASSETS", str(tmp_path))
+    plane = ControlPlane()
+
+    with pytest.raises(StartupError) as failure:
+        plane.start()
+
+    assert failure.value.component == "kube-apiserver"
+    assert "refusing to start" in str(failure.value)
+    assert plane.pids() == {}
+    assert not plane.dir.exists()
