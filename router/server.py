@@ -19,6 +19,7 @@ from ttsfleet.router.endpoints import Datastore
 from ttsfleet.router.forwarder import SERVICES, Forwarder
 from ttsfleet.router.load_watch import LoadWatcher
 from ttsfleet.router.metrics import RouterMetrics
+from ttsfleet.router.security import BearerTokenAuth, server_credentials
 from ttsfleet.router.settings import RouterSettings
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ class RouterServer:
         self._discovery = discovery
         self._discovering: asyncio.Task[None] | None = None
         self._health = health.aio.HealthServicer()
-        self._server = grpc.aio.server()
+        auth = [BearerTokenAuth(self.settings.auth_tokens)] if self.settings.auth_tokens else []
+        self._server = grpc.aio.server(interceptors=auth)
         self._metrics_http: Any = None
         self.port = 0
         self.metrics_port = 0
@@ -64,7 +66,7 @@ class RouterServer:
         reflection.enable_server_reflection(
             [*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )
-        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        self.port = self._bind(f"{host}:{port}")
         if self.settings.metrics_port is not None:
             self._metrics_http, _ = start_http_server(
                 self.settings.metrics_port, addr=host, registry=self.metrics.registry
@@ -77,6 +79,12 @@ class RouterServer:
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info("router listening", extra={"port": self.port, "metrics_port": self.metrics_port})
         return self.port
+
+    def _bind(self, address: str) -> int:
+        cert, key = self.settings.tls_cert, self.settings.tls_key
+        if cert and key:
+            return int(self._server.add_secure_port(address, server_credentials(cert, key)))
+        return int(self._server.add_insecure_port(address))
 
     async def _set_health(self, status: int) -> None:
         for name in ("", *SERVICES):

@@ -33,3 +33,7 @@ class RouterSettings:
     tls_key: Path | None = None
     # Bearer tokens accepted on every call but health checks; empty: no auth.
     auth_tokens: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both a certificate and a key file")

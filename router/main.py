@@ -1,0 +1,151 @@
+"""`ttsfleet router`: runs the router until SIGTERM/SIGINT, then drains.
+
+Discovery is Kubernetes (TTSPools and EndpointSlices in one namespace) unless
+`--endpoint` lists pods, as the local fleet does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from ttsfleet import logs
+from ttsfleet.router.discovery import Discovery
+from ttsfleet.router.discovery.static import Entry, StaticDiscovery
+from ttsfleet.router.picker import PICKERS
+from ttsfleet.router.security import read_tokens
+from ttsfleet.router.server import RouterServer
+from ttsfleet.router.settings import RouterSettings
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = RouterSettings()
+
+
+def endpoint_entry(text: str) -> Entry:
+    """Parses ADDRESS=POOL:VOICE[,VOICE...] (one --endpoint flag)."""
+    address, _, rest = text.partition("=")
+    pool, _, voices = rest.partition(":")
+    if not (address and pool and voices):
+        raise argparse.ArgumentTypeError(f"expected ADDRESS=POOL:VOICE[,VOICE...], got {text!r}")
+    return address, pool, voices.split(",")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="ttsfleet router", description=__doc__)
+    add = parser.add_argument
+    add("--host", default="0.0.0.0", help="address to listen on")
+    add("--port", type=int, default=50051, help="gRPC port (0 picks a free one)")
+    add("--metrics-port", type=int, default=9090, help="Prometheus port; -1 turns it off")
+    add("--default-voice", default="", help="voice for requests that name none")
+    where = parser.add_argument_group("discovery")
+    where.add_argument(
+        "--endpoint",
+        action="append",
+        type=endpoint_entry,
+        default=[],
+        metavar="ADDRESS=POOL:VOICES",
+        help="a fixed pod, e.g. 127.0.0.1:50061=standard:joe,amy (repeat; turns Kubernetes off)",
+    )
+    where.add_argument("--namespace", help="namespace of the TTSPools (default: the router's own)")
+    where.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster credentials)")
+    picking = parser.add_argument_group("picking and failure handling")
+    picking.add_argument("--picker", choices=sorted(PICKERS), default=DEFAULTS.picker)
+    picking.add_argument(
+        "--stale-after",
+        type=float,
+        default=DEFAULTS.stale_after,
+        help="seconds after which a pod's load report no longer counts",
+    )
+    picking.add_argument(
+        "--saturation-wait",
+        type=float,
+        default=DEFAULTS.saturation_wait,
+        help="seconds a request may wait for room when every queue is full (0: shed at once)",
+    )
+    picking.add_argument(
+        "--retries",
+        type=int,
+        default=DEFAULTS.retries,
+        help="other pods to try when a call fails before any audio was sent",
+    )
+    picking.add_argument(
+        "--eject-after-failures",
+        type=int,
+        default=DEFAULTS.eject_after_failures,
+        help="failures in a row that eject a pod",
+    )
+    picking.add_argument(
+        "--ejection-seconds",
+        type=float,
+        default=DEFAULTS.ejection_seconds,
+        help="first ejection's length; each further one in a row adds as much",
+    )
+    picking.add_argument(
+        "--max-ejection-seconds", type=float, default=DEFAULTS.max_ejection_seconds
+    )
+    security = parser.add_argument_group("security")
+    security.add_argument("--tls-cert", type=Path, help="PEM certificate: serve TLS")
+    security.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    security.add_argument(
+        "--auth-token-file",
+        type=Path,
+        help="file of accepted bearer tokens, one a line: calls without one are UNAUTHENTICATED",
+    )
+    add("--drain-seconds", type=float, default=30.0, help="how long calls in flight may finish")
+    add("--log-format", choices=("json", "text"), default="json")
+    add("--log-level", default=os.environ.get("TTSFLEET_LOG_LEVEL", "INFO"))
+    return parser.parse_args(argv)
+
+
+def settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags as `RouterSettings` fields."""
+    return {
+        "picker": args.picker,
+        "stale_after": args.stale_after,
+        "saturation_wait": args.saturation_wait,
+        "retries": args.retries,
+        "eject_after_failures": args.eject_after_failures,
+        "ejection_seconds": args.ejection_seconds,
+        "max_ejection_seconds": args.max_ejection_seconds,
+        "metrics_port": None if args.metrics_port < 0 else args.metrics_port,
+        "tls_cert": args.tls_cert,
+        "tls_key": args.tls_key,
+        "auth_tokens": read_tokens(args.auth_token_file) if args.auth_token_file else frozenset(),
+    }
+
+
+def discovery(args: argparse.Namespace) -> Discovery:
+    if args.endpoint:
+        return StaticDiscovery(args.endpoint, args.default_voice)
+    from ttsfleet.router.discovery import kubernetes
+
+    return kubernetes.KubernetesDiscovery(
+        kubernetes.api_client(args.kubeconfig),
+        args.namespace or kubernetes.own_namespace(),
+        args.default_voice,
+    )
+
+
+async def serve(args: argparse.Namespace) -> None:
+    router = RouterServer(discovery(args), **settings(args))
+    await router.start(args.host, args.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("draining", extra={"seconds": args.drain_seconds})
+    await router.stop(args.drain_seconds)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    logs.configure("router", args.log_level, args.log_format == "json")
+    asyncio.run(serve(args))
+    return 0
