@@ -162,6 +162,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace, log_format: str) -> int:
     fleet = load_fleet(args.file)
+    # Handlers first: a Ctrl-C during start-up must still stop cleanly.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     with tempfile.TemporaryDirectory(prefix="ttsfleet-") as workdir:
         local = LocalFleet(fleet, Path(workdir), log_format)
         await local.start()
@@ -172,10 +177,6 @@ async def run(args: argparse.Namespace, log_format: str) -> int:
             await local.stop(grace=5)
             raise
         _announce(local, args.host, port)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         print("\nttsfleet: draining...", file=sys.stderr)
         await router.stop(args.drain_seconds)

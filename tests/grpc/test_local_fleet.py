@@ -1,0 +1,171 @@
+"""`ttsfleet up` and `ttsfleet say` as a user runs them: real processes, real voice, loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+from audio_checks import assert_speech, read_wav
+
+from ttsfleet.proto import tts_pb2, tts_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICKSTART = ROOT / "examples" / "quickstart.yaml"
+TTSFLEET = [sys.executable, "-m", "ttsfleet.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+def _wait_for(predicate: object, what: str, limit: float = 180) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + limit
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+class Fleet:
+    def __init__(self, process: subprocess.Popen[str], port: int, log: Path) -> None:
+        self.process, self.port, self.log = process, port, log
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    port = _free_port()
+    log = tmp_path_factory.mktemp("fleet") / "fleet.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [*TTSFLEET, "up", "-f", str(QUICKSTART), "--port", str(port), "--log-format", "json"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    running = Fleet(process, port, log)
+    try:
+        _wait_for(
+            lambda: "ttsfleet is listening" in running.output() or process.poll() is not None,
+            "the fleet to start",
+        )
+        assert process.poll() is None, running.output()
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(60)
+
+
+def test_up_prints_where_it_listens(fleet: Fleet) -> None:
+    out = fleet.output()
+    assert f"ttsfleet is listening on 127.0.0.1:{fleet.port}" in out
+    assert "pool english: 2 workers" in out
+
+
+def test_say_writes_a_wav_of_speech(fleet: Fleet, tmp_path: Path) -> None:
+    target = tmp_path / "hello.wav"
+    result = subprocess.run(
+        [*TTSFLEET, "say", "Hello there, this is a test.", "-o", str(target), "--address", fleet.address],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout
+    rate, samples = read_wav(target.read_bytes())
+    assert_speech(samples, rate, "Hello there, this is a test.")
+
+
+def test_serves_concurrent_clients(fleet: Fleet) -> None:
+    texts = [f"Client number {i} asks for a short sentence." for i in range(8)]
+    with grpc.insecure_channel(fleet.address) as channel:
+        stub = tts_pb2_grpc.TTSServiceStub(channel)
+        with ThreadPoolExecutor(8) as pool:
+            responses = list(
+                pool.map(lambda t: stub.Synthesize(tts_pb2.TTSRequest(text=t), timeout=120), texts)
+            )
+        voices = stub.ListVoices(tts_pb2.ListVoicesRequest(), timeout=30)
+    for text, response in zip(texts, responses, strict=True):
+        rate, samples = read_wav(response.audio)
+        assert_speech(samples, rate, text)
+    assert [v.name for v in voices.voices] == ["joe"]
+
+
+def test_a_dead_worker_is_restarted(fleet: Fleet) -> None:
+    workers = _children(fleet.process.pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    _wait_for(lambda: "restarting" in fleet.output(), "the restart to be logged")
+    _wait_for(
+        lambda: (
+            len(_children(fleet.process.pid)) == 2
+            and workers[0] not in _children(fleet.process.pid)
+        ),
+        "a new worker",
+    )
+    _wait_for(
+        lambda: fleet.output().count("inference server listening") >= 3, "the new worker to serve"
+    )
+    with grpc.insecure_channel(fleet.address) as channel:
+        stub = tts_pb2_grpc.TTSServiceStub(channel)
+        for _ in range(4):
+            assert stub.Synthesize(tts_pb2.TTSRequest(text="Still here."), timeout=120).audio
+
+
+def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [*TTSFLEET, "up", "-f", str(QUICKSTART), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line)
+        if "ttsfleet is listening" in line:
+            break
+    workers = _children(process.pid)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(90) == 0, "".join(lines)
+    for pid in workers:
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        )
+
+
+def test_bad_manifests_fail_clearly(tmp_path: Path) -> None:
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text(
+        "apiVersion: ttsfleet.dev/v1alpha1\nkind: TTSPool\nmetadata: {name: p}\nspec: {voices: [ghost]}\n"
+    )
+    result = subprocess.run(
+        [*TTSFLEET, "up", "-f", str(manifest)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "no TTSVoice named ghost" in result.stderr
