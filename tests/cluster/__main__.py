@@ -40,8 +40,10 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep logs and data after exit")
     args = parser.parse_args()
 
-    # SIGTERM takes the same clean path as Ctrl-C.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM takes the same clean path as Ctrl-C, and so does SIGINT even
+    # when started in the background (where the shell ignores it).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     binaries.locate()  # build first, so start-up time below is a warm start
     started = time.monotonic()
     with ControlPlane(

@@ -7,6 +7,7 @@ only 127.0.0.1: services get ClusterIPs in 198.51.100.0/24, nodes 192.0.2.0/24
 and pods 203.0.113.0/24 (documentation ranges), and nothing connects to them.
 """
 
+import functools
 import json
 import os
 import re
@@ -21,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from kubernetes import client, config
 
 from cluster import binaries
 from cluster.fake_nodes import GPU_LABEL, KWOK_SELECTOR, gpu_node, is_schedulable
@@ -90,7 +93,7 @@ class ControlPlane:
         self.gpu_nodes = gpu_nodes
         self.gpus_per_node = gpus_per_node
         self.keep_dir = keep_dir
-        self.dir = Path()
+        self._workdir: Path | None = None
         self.server = ""
         self.kubeconfig = Path()
         self._components: list[Component] = []
@@ -114,7 +117,7 @@ class ControlPlane:
     def start(self) -> "ControlPlane":
         """Bring every component up and wait until GPU nodes are schedulable."""
         self._bins = binaries.locate()
-        self.dir = Path(tempfile.mkdtemp(prefix="ttsfleet-controlplane-"))
+        self._workdir = Path(tempfile.mkdtemp(prefix="ttsfleet-controlplane-"))
         try:
             self._write_credentials()
             self._start_etcd()
@@ -131,8 +134,15 @@ class ControlPlane:
         for component in reversed(self._components):
             component.stop()
         self._components.clear()
-        if not self.keep_dir and self.dir != Path():
-            shutil.rmtree(self.dir, ignore_errors=True)
+        if self._workdir is not None and not self.keep_dir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+    @property
+    def dir(self) -> Path:
+        """The directory with credentials, data and logs (exists while running)."""
+        if self._workdir is None:
+            raise RuntimeError("the control plane was never started")
+        return self._workdir
 
     def pids(self) -> dict[str, int]:
         """Process ids of the running components (for measurements)."""
@@ -140,16 +150,15 @@ class ControlPlane:
 
     # -- clients -----------------------------------------------------------
 
-    def api_client(self) -> Any:
+    def api_client(self) -> client.ApiClient:
         """A ``kubernetes.client.ApiClient`` acting as the admin."""
         return self.api_client_for(self.kubeconfig)
 
     @staticmethod
-    def api_client_for(kubeconfig: Path) -> Any:
+    def api_client_for(kubeconfig: Path) -> client.ApiClient:
         """A ``kubernetes.client.ApiClient`` for any kubeconfig file."""
-        from kubernetes import config
-
-        return config.new_client_from_config(config_file=str(kubeconfig))
+        api: client.ApiClient = config.new_client_from_config(config_file=str(kubeconfig))
+        return api
 
     def user_kubeconfig(self, user: str, groups: tuple[str, ...] = ()) -> Path:
         """A kubeconfig authenticating by client certificate as ``user``.
@@ -176,8 +185,6 @@ class ControlPlane:
         The token comes from the TokenRequest API, as a projected token in a
         real pod would, so the identity is exactly the in-cluster one.
         """
-        from kubernetes import client
-
         with self.api_client() as api:
             request = client.AuthenticationV1TokenRequest(
                 spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=expiration_seconds)
@@ -185,6 +192,8 @@ class ControlPlane:
             token = client.CoreV1Api(api).create_namespaced_service_account_token(
                 name, namespace, request
             )
+        if token.status is None:
+            raise RuntimeError(f"TokenRequest for {namespace}/{name} returned no token")
         user = f"system:serviceaccount:{namespace}:{name}"
         path = self.dir / "users" / f"{_safe_name(user)}.token.kubeconfig"
         path.parent.mkdir(exist_ok=True)
@@ -369,19 +378,14 @@ class ControlPlane:
         )
         for component, port in ((kcm, kcm_port), (scheduler, scheduler_port)):
             url = f"https://{LOOPBACK}:{port}/healthz"
-            self._await(
-                component,
-                lambda url=url: _http_ok(url, self._tls),
-                f"{component.name} /healthz",
-                60,
-            )
+            probe = functools.partial(_http_ok, url, self._tls)
+            self._await(component, probe, f"{component.name} /healthz", 60)
 
     def _register_gpu_nodes(self) -> None:
-        from kubernetes import client
-
         with self.api_client() as api:
             core = client.CoreV1Api(api)
             for index in range(self.gpu_nodes):
+                # A plain manifest: works with every kubernetes client version.
                 core.create_node(gpu_node(f"gpu-node-{index}", self.gpus_per_node))
 
             def all_schedulable() -> bool:

@@ -7,6 +7,8 @@ reports node IPs in 192.0.2.0/24 and pod IPs in 203.0.113.0/24
 
 from typing import Any
 
+from kubernetes import client
+
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 KWOK_SELECTOR = f"{KWOK_ANNOTATION}=fake"
 GPU_LABEL = "ttsfleet.dev/gpu"
@@ -43,9 +45,9 @@ def gpu_node(name: str, gpus: int = 4) -> dict[str, Any]:
     }
 
 
-def is_schedulable(node: Any) -> bool:
+def is_schedulable(node: client.V1Node) -> bool:
     """Ready, and without the taints the node lifecycle controller adds."""
-    conditions = node.status.conditions or []
+    conditions = (node.status.conditions if node.status else None) or []
     ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
-    taints = node.spec.taints or []
+    taints = (node.spec.taints if node.spec else None) or []
     return ready and not any(t.effect == "NoSchedule" for t in taints)

@@ -27,14 +27,14 @@ def write_kubeconfig(
     """Write a kubeconfig for one identity, by client certificate or token."""
     if (client is None) == (token is None):
         raise ValueError("give exactly one of client or token")
-    credentials: dict[str, str] = (
-        {"token": token}
-        if token is not None
-        else {
+    credentials: dict[str, str]
+    if client is not None:
+        credentials = {
             "client-certificate-data": _b64(client.cert_pem),
             "client-key-data": _b64(client.key_pem),
         }
-    )
+    else:
+        credentials = {"token": str(token)}
     config = {
         "apiVersion": "v1",
         "kind": "Config",

@@ -6,7 +6,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 bash "$here/build.sh" # no-op when cached; a cold build takes a while
 log=$(mktemp)
 cluster_pid=""
-trap 'kill -INT "$cluster_pid" 2>/dev/null; wait "$cluster_pid" 2>/dev/null; rm -f "$log"' EXIT
+trap 'kill -TERM "$cluster_pid" 2>/dev/null; wait "$cluster_pid" 2>/dev/null; rm -f "$log"' EXIT
 
 (cd "$here/.." && exec python3 -m cluster "$@") >"$log" 2>&1 &
 cluster_pid=$!
