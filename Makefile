@@ -3,6 +3,10 @@
 # control plane); pip's cache makes re-installs of torch cheap.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The repo root has an operator/ folder that would shadow Python's standard
+# operator module if the working directory were put on sys.path (`python -m`
+# does that): never let it.
+export PYTHONSAFEPATH := 1
 PIP := $(PY) -m pip
 
 .PHONY: install install-test quickstart test test-fast lint bench control-plane clean

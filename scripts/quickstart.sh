@@ -17,6 +17,6 @@ for _ in $(seq 1 360); do
   sleep 0.5
 done
 grep -q "ttsfleet is listening" "$log" || { echo "the fleet did not start in 180 s" >&2; tail -20 "$log" >&2; exit 1; }
-grep -v '^{' "$log" | head -5
+grep -A3 "ttsfleet is listening" "$log"
 
 "$bin/ttsfleet" say "Hello there! This is ttsfleet, speaking from a local fleet." -o hello.wav

@@ -57,7 +57,7 @@ class Worker:
         ready = self.config_path.with_name(f"{self.name}.ready")
         ready.unlink(missing_ok=True)
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ttsfleet.cli", "inference",
+            sys.executable, "-P", "-m", "ttsfleet.cli", "inference",
             "--config", str(self.config_path),
             "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0",
             "--ready-file", str(ready),

@@ -54,7 +54,7 @@ async def start_worker(workdir: Path, batch: int) -> tuple[asyncio.subprocess.Pr
     config.write_text(yaml.safe_dump(pod_config(pool, [JOE])))
     ready = workdir / "ready"
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ttsfleet.cli", "inference", "--config", str(config),
+        sys.executable, "-P", "-m", "ttsfleet.cli", "inference", "--config", str(config),
         "--port", "0", "--metrics-port", "0", "--ready-file", str(ready), "--log-level", "WARNING",
     )  # fmt: skip
     for _ in range(1200):

@@ -20,7 +20,8 @@ from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"
-TTSFLEET = [sys.executable, "-m", "ttsfleet.cli"]
+# -P: never put the working directory (maybe the repo root, with operator/) on sys.path.
+TTSFLEET = [sys.executable, "-P", "-m", "ttsfleet.cli"]
 
 
 def _free_port() -> int:
