@@ -79,6 +79,23 @@ class Writer:
             _content_type=APPLY_PATCH,
         )
 
+    async def create_peering(self, name: str, namespace: str | None) -> None:
+        """Create kopf's peering object (cluster-wide, or in a namespace) unless it exists."""
+        kind = "ClusterKopfPeering" if namespace is None else "KopfPeering"
+        body = {"apiVersion": "kopf.dev/v1", "kind": kind, "metadata": {"name": name}}
+        try:
+            if namespace is None:
+                await self._custom.create_cluster_custom_object(
+                    "kopf.dev", "v1", "clusterkopfpeerings", body
+                )
+            else:
+                await self._custom.create_namespaced_custom_object(
+                    "kopf.dev", "v1", namespace, "kopfpeerings", body
+                )
+        except ApiException as error:
+            if error.status != 409:
+                raise
+
     async def scale(self, namespace: str, name: str, replicas: int) -> None:
         """Set a pool's replicas through its scale subresource, as HPA would."""
         await self._custom.patch_namespaced_custom_object_scale(

@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 
 from ttsfleet.manifests import GROUP, VERSION
+from ttsfleet.operator.apply import Writer
 from ttsfleet.operator.autoscaler import Autoscaler
 from ttsfleet.operator.load import PodInfo
 from ttsfleet.operator.objects import MANAGED_BY, MANAGED_BY_LABEL, POOL_LABEL
@@ -70,36 +71,38 @@ def register(
 ) -> None:
     """Register every handler of the operator in ``registry``."""
 
-    @kopf.on.login(registry=registry)
+    @kopf.on.login(id="login", registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         """In-cluster ServiceAccount or KUBECONFIG, as the kubernetes client finds them."""
         return kopf.login_via_client(**kwargs)
 
-    @kopf.index(GROUP, VERSION, "ttspools", registry=registry)
+    @kopf.index(GROUP, VERSION, "ttspools", id="pool_index", registry=registry)
     def pool_index(*, meta: kopf.Meta, body: kopf.Body, **_: Any) -> dict[PoolKey, Any]:
         return {_key(meta): _snapshot(body)}
 
-    @kopf.index(GROUP, VERSION, "ttspools", registry=registry)
+    @kopf.index(GROUP, VERSION, "ttspools", id="voice_users", registry=registry)
     def voice_users(*, meta: kopf.Meta, spec: kopf.Spec, **_: Any) -> dict[PoolKey, str]:
         """Which pools serve a voice, so a voice change reaches them."""
         namespace, name = _key(meta)
         return {(namespace, voice): name for voice in spec.get("voices") or []}
 
-    @kopf.index(GROUP, VERSION, "ttsvoices", registry=registry)
+    @kopf.index(GROUP, VERSION, "ttsvoices", id="voice_index", registry=registry)
     def voice_index(*, meta: kopf.Meta, body: kopf.Body, **_: Any) -> dict[PoolKey, Any]:
         return {_key(meta): _snapshot(body)}
 
-    @kopf.index("apps", "v1", "deployments", labels=OWNED_LABELS, registry=registry)
+    @kopf.index(
+        "apps", "v1", "deployments", labels=OWNED_LABELS, id="deployment_index", registry=registry
+    )
     def deployment_index(*, meta: kopf.Meta, status: kopf.Status, **_: Any) -> dict[PoolKey, Any]:
         """Just what the pool's status needs from its Deployment."""
         summary = {"metadata": {"generation": meta.get("generation")}, "status": dict(status)}
         return {_owner_key(meta): copy.deepcopy(summary)}
 
-    @kopf.index("", "v1", "pods", labels=OWNED_LABELS, registry=registry)
+    @kopf.index("", "v1", "pods", labels=OWNED_LABELS, id="pod_index", registry=registry)
     def pod_index(*, meta: kopf.Meta, body: kopf.Body, **_: Any) -> dict[PoolKey, PodInfo]:
         return {_owner_key(meta): PodInfo.of(body)}
 
-    @kopf.on.event(GROUP, VERSION, "ttspools", registry=registry)
+    @kopf.on.event(GROUP, VERSION, "ttspools", id="pool_changed", registry=registry)
     async def pool_changed(*, type: str | None, meta: kopf.Meta, **kwargs: Any) -> None:
         """At start-up and on every spec change (a new generation), reconcile."""
         key = _key(meta)
@@ -108,7 +111,7 @@ def register(
         elif type is None or meta.get("generation") != fleet[key].observed_generation:
             await reconciler.reconcile(_views(kwargs), key)
 
-    @kopf.on.event(GROUP, VERSION, "ttsvoices", registry=registry)
+    @kopf.on.event(GROUP, VERSION, "ttsvoices", id="voice_changed", registry=registry)
     async def voice_changed(*, type: str | None, meta: kopf.Meta, **kwargs: Any) -> None:
         """A voice appeared, changed or went: reconcile (and so roll) every pool serving it."""
         if type is None:
@@ -135,7 +138,19 @@ def register(
             registry=registry,
         )(owned_changed)
 
-    @kopf.timer(GROUP, VERSION, "ttspools", interval=interval, registry=registry)
+    @kopf.timer(GROUP, VERSION, "ttspools", interval=interval, id="autoscale", registry=registry)
     async def autoscale(*, meta: kopf.Meta, body: kopf.Body, **kwargs: Any) -> None:
         """Every interval: read load, scale if enabled, refresh the status."""
         await autoscaler.tick(_views(kwargs), _key(meta), body)
+
+
+def register_peering(
+    registry: kopf.OperatorRegistry, writer: Writer, name: str, namespaces: list[str]
+) -> None:
+    """Create the peering object at start-up: kopf needs it to exist to see the replicas."""
+
+    @kopf.on.startup(id="create_peering", registry=registry)
+    async def create_peering(**_: Any) -> None:
+        targets: list[str | None] = [*namespaces] or [None]
+        for namespace in targets:
+            await writer.create_peering(name, namespace)

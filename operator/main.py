@@ -18,7 +18,12 @@ from kubernetes.aio import client, config
 from ttsfleet import logs
 from ttsfleet.operator.apply import Writer
 from ttsfleet.operator.autoscaler import Autoscaler
-from ttsfleet.operator.handlers import OWNED_SELECTOR, WATCHED_BY_LABEL, register
+from ttsfleet.operator.handlers import (
+    OWNED_SELECTOR,
+    WATCHED_BY_LABEL,
+    register,
+    register_peering,
+)
 from ttsfleet.operator.load import DEFAULT_ADDRESS, template_resolver
 from ttsfleet.operator.objects import DEFAULT_IMAGE
 from ttsfleet.operator.reconciler import Reconciler
@@ -128,6 +133,8 @@ async def run(args: argparse.Namespace) -> None:
             autoscaler=autoscaler,
             interval=args.interval,
         )
+        if not args.standalone:
+            register_peering(registry, writer, args.peering, args.namespace)
         logger.info(
             "operator starting: %s, peering %s, priority %d",
             ", ".join(args.namespace) or "all namespaces",
@@ -149,5 +156,8 @@ async def run(args: argparse.Namespace) -> None:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     logs.configure("operator", args.log_level, json_output=args.log_format == "json")
+    # kopf logs every handler call at INFO; the operator logs what matters itself.
+    kopf_objects = logging.getLogger("kopf.objects")
+    kopf_objects.setLevel(max(kopf_objects.getEffectiveLevel(), logging.WARNING))
     asyncio.run(run(args))
     return 0

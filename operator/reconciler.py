@@ -119,6 +119,10 @@ class Reconciler:
             _announce(body, state.problem, problem)
             state.problem = problem
             state.observed_generation = body["metadata"]["generation"]
+            outcome = problem.reason if problem else "applied"
+            logger.info(
+                "%s/%s: reconciled generation %d: %s", *key, state.observed_generation, outcome
+            )
             state.needs_reconcile = False
             await self._publish(views, key, state, deployment)
 
