@@ -1,11 +1,12 @@
-"""Copy the CRDs from crds/ into the Helm chart.
+"""Copy what the Helm chart must carry verbatim: the CRDs and the operator's RBAC.
 
 Helm installs CRDs only from a chart's own crds/ folder and cannot read files
-outside the chart, so the chart carries copies. crds/ stays the one source of
-truth: run this after changing it (tests/unit/test_chart_crds_in_sync.py fails
-until you do).
+outside the chart, so the chart carries copies of crds/*.yaml and of
+deploy/rbac/operator.yaml (its templates take the operator's rules from that
+copy). The originals stay the one source of truth: run this after changing
+them (tests/unit/test_chart_crds_in_sync.py fails until you do).
 
-Usage: python scripts/sync_chart_crds.py
+Usage: python scripts/sync_chart.py
 """
 
 from __future__ import annotations
@@ -15,29 +16,38 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ROOT / "crds"
-CHART_CRDS = ROOT / "charts" / "ttsfleet" / "crds"
+CHART = ROOT / "charts" / "ttsfleet"
+CRDS = ROOT / "crds"
+CHART_CRDS = CHART / "crds"
+OPERATOR_RBAC = ROOT / "deploy" / "rbac" / "operator.yaml"
+CHART_OPERATOR_RBAC = CHART / "files" / "operator-rbac.yaml"
+
+
+def copies() -> dict[Path, Path]:
+    """Each file the chart carries, mapped to its original."""
+    wanted = {CHART_CRDS / path.name: path for path in CRDS.glob("*.yaml")}
+    wanted[CHART_OPERATOR_RBAC] = OPERATOR_RBAC
+    return wanted
 
 
 def sync() -> list[str]:
-    """Make the chart's crds/ an exact copy of crds/; return what changed."""
-    CHART_CRDS.mkdir(parents=True, exist_ok=True)
-    wanted = {path.name: path for path in SOURCE.glob("*.yaml")}
+    """Make every copy identical to its original, drop stale CRDs; return what changed."""
+    wanted = copies()
     changed = []
-    for stale in CHART_CRDS.iterdir():
-        if stale.name not in wanted:
+    for stale in sorted(CHART_CRDS.glob("*")):
+        if stale not in wanted:
             stale.unlink()
-            changed.append(f"removed {stale.name}")
-    for name, source in sorted(wanted.items()):
-        target = CHART_CRDS / name
+            changed.append(f"removed {stale.relative_to(ROOT)}")
+    for target, source in sorted(wanted.items()):
         if not target.is_file() or target.read_bytes() != source.read_bytes():
+            target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
-            changed.append(f"copied {name}")
+            changed.append(f"copied {source.relative_to(ROOT)} to {target.relative_to(ROOT)}")
     return changed
 
 
 def main() -> int:
-    for line in sync() or ["the chart's CRDs were already in sync"]:
+    for line in sync() or ["the chart's copies were already in sync"]:
         print(line)
     return 0
 

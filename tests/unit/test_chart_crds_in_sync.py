@@ -1,13 +1,12 @@
-"""The Helm chart installs exactly the CRDs in crds/, byte for byte."""
+"""The Helm chart carries exactly the CRDs in crds/ and the operator's RBAC, byte for byte."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCE = ROOT / "crds"
-CHART_CRDS = ROOT / "charts" / "ttsfleet" / "crds"
-FIX = "run: python scripts/sync_chart_crds.py"
+CHART = ROOT / "charts" / "ttsfleet"
+FIX = "run: python scripts/sync_chart.py"
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -15,10 +14,16 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def test_the_chart_carries_every_crd_and_nothing_else() -> None:
-    assert sorted(_files(CHART_CRDS)) == sorted(_files(SOURCE)), FIX
+    assert sorted(_files(CHART / "crds")) == sorted(_files(ROOT / "crds")), FIX
 
 
-def test_every_copy_is_identical() -> None:
-    chart = _files(CHART_CRDS)
-    different = [name for name, text in _files(SOURCE).items() if chart.get(name) != text]
+def test_every_crd_copy_is_identical() -> None:
+    chart = _files(CHART / "crds")
+    different = [name for name, text in _files(ROOT / "crds").items() if chart.get(name) != text]
     assert different == [], f"{', '.join(different)} differ from crds/; {FIX}"
+
+
+def test_the_operator_rbac_copy_is_identical() -> None:
+    """The chart's operator rules come from this copy of deploy/rbac/operator.yaml."""
+    original = (ROOT / "deploy" / "rbac" / "operator.yaml").read_bytes()
+    assert (CHART / "files" / "operator-rbac.yaml").read_bytes() == original, FIX

@@ -1,0 +1,433 @@
+"""The Helm chart, with the real helm binary, and installed on the real control plane.
+
+The first tests need only helm (built and cached with the control plane):
+lint, render, and the values schema refusing bad values. The rendered
+container arguments are parsed by the real `ttsfleet operator` and
+`ttsfleet router` argument parsers, so the chart cannot drift from the
+commands. The last tests apply the rendered chart with server-side apply and
+watch it come up: CRDs served, operator and router Deployments available
+with Running pods (kwok plays the kubelet), RBAC granting what each needs
+and no more.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cluster import binaries
+from cluster.control_plane import ControlPlane
+
+from ttsfleet.operator import main as operator_main
+from ttsfleet.operator import objects
+from ttsfleet.router import main as router_main
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "ttsfleet"
+KUBE_VERSION = "v1.34.4"  # the test control plane's; the chart needs >= 1.29
+RELEASE = "demo"
+NAMESPACE = "tts"
+EVERY_OPTION = [
+    "serviceMonitor.enabled=true",
+    "networkPolicy.enabled=true",
+    "router.autoscaling.enabled=true",
+    "router.tls.enabled=true",
+    "router.tls.secretName=router-tls",
+    "router.auth.enabled=true",
+    "router.auth.secretName=router-tokens",
+]
+Manifest = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def helm_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """helm's own directories in a throwaway place; no user config or cache leaks in."""
+    home = tmp_path_factory.mktemp("helm")
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    for name in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
+        env[name] = str(home / name.lower())
+    return env
+
+
+@pytest.fixture(scope="module")
+def helm_bin() -> Path:
+    return binaries.locate()["helm"]
+
+
+def helm(
+    helm_bin: Path, env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(helm_bin), *args], capture_output=True, text=True, env=env, timeout=120
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def template_args(*sets: str, release: str = RELEASE, namespace: str = NAMESPACE) -> list[str]:
+    args = ["template", release, str(CHART), f"--namespace={namespace}"]
+    args.append(f"--kube-version={KUBE_VERSION}")
+    for value in sets:
+        args += ["--set", value]
+    return args
+
+
+@pytest.fixture(scope="module")
+def render(helm_bin: Path, helm_env: dict[str, str]) -> Any:
+    """Render the chart with some --set values into a list of manifests."""
+
+    def rendered(*sets: str) -> list[Manifest]:
+        out = helm(helm_bin, helm_env, *template_args(*sets)).stdout
+        return [doc for doc in yaml.safe_load_all(out) if doc]
+
+    return rendered
+
+
+def find(manifests: list[Manifest], kind: str, name: str) -> Manifest:
+    matches = [m for m in manifests if m["kind"] == kind and m["metadata"]["name"] == name]
+    assert len(matches) == 1, f"{kind} {name}: {len(matches)} rendered"
+    return matches[0]
+
+
+def container(manifests: list[Manifest], component: str) -> Manifest:
+    deployment = find(manifests, "Deployment", f"{RELEASE}-ttsfleet-{component}")
+    containers: list[Manifest] = deployment["spec"]["template"]["spec"]["containers"]
+    return containers[0]
+
+
+# -- helm lint and helm template ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        ["--values", str(CHART / "values-kind.yaml")],
+        [a for s in EVERY_OPTION for a in ("--set", s)],
+    ],
+    ids=["defaults", "kind", "every-option"],
+)
+def test_helm_lint_passes_strictly(
+    helm_bin: Path, helm_env: dict[str, str], values: list[str]
+) -> None:
+    result = helm(
+        helm_bin,
+        helm_env,
+        "lint",
+        "--strict",
+        f"--kube-version={KUBE_VERSION}",
+        str(CHART),
+        *values,
+    )
+    assert "0 chart(s) failed" in result.stdout
+
+
+def test_defaults_render_the_operator_router_rbac_and_pdbs(render: Any) -> None:
+    kinds = sorted(m["kind"] for m in render())
+    per_component = ["ServiceAccount", "Deployment", "PodDisruptionBudget"]
+    rbac = ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]  # operator, router
+    assert kinds == sorted([*per_component, *per_component, *rbac, "Service"])
+
+
+def test_operator_rules_are_those_of_deploy_rbac(render: Any) -> None:
+    """The chart grants the operator exactly what its integration tests run it with."""
+    documents = yaml.safe_load_all((ROOT / "deploy" / "rbac" / "operator.yaml").read_text())
+    expected = next(d for d in documents if d["kind"] == "ClusterRole")["rules"]
+    role = find(render(), "ClusterRole", f"{RELEASE}-ttsfleet-operator")
+    assert role["rules"] == expected
+
+
+def test_watching_namespaces_turns_cluster_roles_into_roles(render: Any) -> None:
+    manifests = render("watchNamespaces={voices,tts}")
+    operator = f"{RELEASE}-ttsfleet-operator"
+    roles = [m for m in manifests if m["kind"] == "Role" and m["metadata"]["name"] == operator]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["tts", "voices"]
+    cluster_role = find(manifests, "ClusterRole", operator)
+    assert [r["resources"] for r in cluster_role["rules"]] == [["customresourcedefinitions"]]
+    assert container(manifests, "operator")["args"] == ["--namespace=voices", "--namespace=tts"]
+
+
+def test_operator_command_line_is_what_ttsfleet_operator_parses(
+    render: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flags and TTSFLEET_* variables mean what the chart intends to the real parser."""
+    operator = container(render("watchNamespaces={tts}"), "operator")
+    assert operator["command"] == ["ttsfleet", "operator"]
+    for variable in operator["env"]:
+        monkeypatch.setenv(variable["name"], variable["value"])
+    args = operator_main.parse_args(operator["args"])
+    assert args.namespace == ["tts"]
+    assert args.image == "ghcr.io/ttsfleet/inference:0.1.0"
+    assert args.peering == f"{RELEASE}-ttsfleet-operator"
+    assert (args.interval, args.peering_lifetime) == (10, 60)
+    assert args.liveness == "http://0.0.0.0:8080/healthz"
+    port = operator["ports"][0]
+    assert operator["livenessProbe"]["httpGet"]["port"] == port["name"]
+    assert args.liveness.endswith(f":{port['containerPort']}/healthz")
+
+
+def test_router_command_line_is_what_ttsfleet_router_parses(render: Any) -> None:
+    manifests = render(*EVERY_OPTION)
+    router = container(manifests, "router")
+    assert router["command"] == ["ttsfleet", "router"]
+    args = router_main.parse_args(router["args"])
+    assert (args.port, args.metrics_port, args.namespace) == (50051, 9090, NAMESPACE)
+    mounts = {m["name"]: m["mountPath"] for m in router["volumeMounts"]}
+    assert args.tls_cert == Path(mounts["tls"], "tls.crt")
+    assert args.tls_key == Path(mounts["tls"], "tls.key")
+    assert args.auth_token_file == Path(mounts["auth"], "tokens")
+    ports = {p["name"]: p["containerPort"] for p in router["ports"]}
+    assert ports == {"grpc": args.port, "metrics": args.metrics_port}
+
+
+def test_tls_turns_grpc_probes_into_tcp_probes(render: Any) -> None:
+    """The kubelet's gRPC probe speaks plaintext only; it would fail against TLS."""
+    plain = container(render(), "router")
+    assert plain["readinessProbe"]["grpc"] == {"port": 50051}
+    secured = container(render(*EVERY_OPTION), "router")
+    assert secured["readinessProbe"]["tcpSocket"] == {"port": "grpc"}
+    assert "grpc" not in secured["livenessProbe"]
+
+
+def test_an_autoscaled_router_leaves_replicas_to_the_hpa(render: Any) -> None:
+    manifests = render("router.autoscaling.enabled=true")
+    router = find(manifests, "Deployment", f"{RELEASE}-ttsfleet-router")
+    assert "replicas" not in router["spec"]
+    hpa = find(manifests, "HorizontalPodAutoscaler", f"{RELEASE}-ttsfleet-router")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == router["metadata"]["name"]
+
+
+def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return selector.items() <= labels.items()
+
+
+def _pod_labels(manifests: list[Manifest], component: str) -> dict[str, str]:
+    deployment = find(manifests, "Deployment", f"{RELEASE}-ttsfleet-{component}")
+    labels: dict[str, str] = deployment["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def test_network_policy_admits_only_router_operator_and_prometheus(render: Any) -> None:
+    manifests = render("networkPolicy.enabled=true")
+    policy = find(manifests, "NetworkPolicy", f"{RELEASE}-ttsfleet-inference")
+    assert policy["metadata"]["namespace"] == NAMESPACE  # the router's pool namespace
+    assert _matches(policy["spec"]["podSelector"]["matchLabels"], objects.labels("any-pool"))
+    grpc, metrics = policy["spec"]["ingress"]
+    assert grpc["ports"] == [{"port": "grpc", "protocol": "TCP"}]
+    assert metrics["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    peers = [peer["podSelector"]["matchLabels"] for peer in grpc["from"]]
+    assert len(peers) == 2
+    for component in ("router", "operator"):
+        assert sum(_matches(p, _pod_labels(manifests, component)) for p in peers) == 1
+    port_names = {
+        p["name"] for p in objects.service(objects.PoolRef("ns", "p", "u"))["spec"]["ports"]
+    }
+    assert port_names == {"grpc", "metrics"}
+
+
+def test_service_monitors_select_the_router_and_every_pools_service(render: Any) -> None:
+    manifests = render("serviceMonitor.enabled=true", "serviceMonitor.labels.release=prom")
+    router = find(manifests, "ServiceMonitor", f"{RELEASE}-ttsfleet-router")
+    service = find(manifests, "Service", f"{RELEASE}-ttsfleet-router")
+    assert _matches(router["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
+    assert router["metadata"]["labels"]["release"] == "prom"
+    inference = find(manifests, "ServiceMonitor", f"{RELEASE}-ttsfleet-inference")
+    pool_service = objects.service(objects.PoolRef("ns", "p", "u"))
+    assert _matches(
+        inference["spec"]["selector"]["matchLabels"], pool_service["metadata"]["labels"]
+    )
+    assert inference["spec"]["namespaceSelector"] == {"any": True}
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ("router.replicas=0", "at '/router/replicas': minimum: got 0, want 1"),
+        ("operator.logLevel=LOUD", "at '/operator/logLevel': value must be one of"),
+        ("routr.replicas=2", "additional properties 'routr' not allowed"),
+        ("router.service.type=Ingress", "at '/router/service/type': value must be one of"),
+        ("router.picker=random", "at '/router/picker': value must be one of"),
+        ("watchNamespaces={Bad_NS}", "at '/watchNamespaces/0': 'Bad_NS' does not match pattern"),
+        ("router.resources.requests.cpu=lots", "at '/router/resources/requests/cpu'"),
+        ("router.service.nodePort=80", "at '/router/service/nodePort': minimum"),
+        ("router.tls.enabled=true", "router.tls.secretName: name the kubernetes.io/tls Secret"),
+        ("router.auth.enabled=true", "router.auth.secretName: name the Secret"),
+        ("router.metricsPort=50051", "router.metricsPort: choose a port other than 50051"),
+        ("watchNamespaces={voices}", "router.poolNamespace: tts is not among watchNamespaces"),
+        (
+            "router.autoscaling.enabled=true,router.autoscaling.minReplicas=12",
+            "router.autoscaling: minReplicas must not exceed maxReplicas",
+        ),
+    ],
+)
+def test_bad_values_are_refused_with_a_message_naming_them(
+    helm_bin: Path, helm_env: dict[str, str], values: str, message: str
+) -> None:
+    result = helm(helm_bin, helm_env, *template_args(values), check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+# -- on the real control plane ---------------------------------------------
+
+
+def _crd_names() -> list[str]:
+    documents = [
+        d for p in (ROOT / "crds").glob("*.yaml") for d in yaml.safe_load_all(p.read_text())
+    ]
+    return sorted(d["metadata"]["name"] for d in documents if d)
+
+
+@pytest.fixture
+def installed(
+    control_plane: ControlPlane, namespace: str, helm_bin: Path, helm_env: dict[str, str]
+) -> Iterator[str]:
+    """The chart rendered for ``namespace`` and applied server-side; the release name.
+
+    CRDs first (as helm does from crds/), until the API serves them; then the
+    rest. Cluster-scoped objects are removed afterwards; the namespace
+    fixture removes the rest.
+    """
+    release = namespace  # unique, so cluster-scoped names never collide
+    sets = ["networkPolicy.enabled=true"]
+    args = [*template_args(*sets, release=release, namespace=namespace), "--include-crds"]
+    manifests = [d for d in yaml.safe_load_all(helm(helm_bin, helm_env, *args).stdout) if d]
+    crds = [m for m in manifests if m["kind"] == "CustomResourceDefinition"]
+    rest = [m for m in manifests if m["kind"] != "CustomResourceDefinition"]
+    assert sorted(crd["metadata"]["name"] for crd in crds) == _crd_names()
+
+    # Other tests apply the same CRDs from crds/; identical values never conflict.
+    apply = ("apply", "--server-side", "--field-manager=helm-chart-test", "-f", "-")
+    control_plane.kubectl(*apply, "--force-conflicts", input=yaml.safe_dump_all(crds))
+    names = [f"crd/{crd['metadata']['name']}" for crd in crds]
+    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+    control_plane.kubectl(*apply, input=yaml.safe_dump_all(rest))
+    yield release
+    selector = f"app.kubernetes.io/instance={release}"
+    control_plane.kubectl(
+        "delete", "clusterrole,clusterrolebinding", "-l", selector, "--wait=false"
+    )
+
+
+def test_the_rendered_chart_comes_up(control_plane: ControlPlane, installed: str) -> None:
+    namespace = release = installed
+    deployments = [f"deployment/{release}-ttsfleet-{c}" for c in ("operator", "router")]
+    control_plane.kubectl(
+        "wait", "-n", namespace, "--for=condition=Available", "--timeout=90s", *deployments
+    )
+    pods = control_plane.kubectl(
+        "get", "pods", "-n", namespace, "-l", f"app.kubernetes.io/instance={release}", "-o", "json"
+    )
+    phases = [
+        f"{pod['metadata']['labels']['app.kubernetes.io/component']}={pod['status']['phase']}"
+        for pod in json.loads(pods.stdout)["items"]
+    ]
+    assert sorted(phases) == ["operator=Running", "router=Running", "router=Running"]
+    # The CRDs are served: the kinds resolve, and an example manifest validates.
+    listed = control_plane.kubectl("get", "ttspools,ttsvoices", "-n", namespace)
+    assert "No resources found" in listed.stderr
+    example = (ROOT / "examples" / "quickstart.yaml").read_text()
+    control_plane.kubectl("apply", "-n", namespace, "--dry-run=server", "-f", "-", input=example)
+
+
+def test_every_option_is_accepted_by_the_api_server(
+    control_plane: ControlPlane, installed: str, helm_bin: Path, helm_env: dict[str, str]
+) -> None:
+    """HPA, TLS and token Secrets, NetworkPolicy: valid objects, as the API server judges.
+
+    ServiceMonitors are left out: they need the Prometheus Operator's CRDs.
+    """
+    namespace = release = installed
+    sets = [s for s in EVERY_OPTION if not s.startswith("serviceMonitor")]
+    out = helm(helm_bin, helm_env, *template_args(*sets, release=release, namespace=namespace))
+    kinds = {d["kind"] for d in yaml.safe_load_all(out.stdout) if d}
+    assert {"HorizontalPodAutoscaler", "NetworkPolicy"} <= kinds
+    control_plane.kubectl(
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--field-manager=helm-chart-test",
+        "-f",
+        "-",
+        input=out.stdout,
+    )
+
+
+def test_notes_tell_the_user_what_to_do_next(
+    control_plane: ControlPlane, namespace: str, helm_bin: Path, helm_env: dict[str, str]
+) -> None:
+    """A real `helm install`, validated by the API server but not persisted, prints NOTES.txt."""
+    result = helm(
+        helm_bin,
+        helm_env,
+        "install",
+        RELEASE,
+        str(CHART),
+        f"--namespace={namespace}",
+        f"--kubeconfig={control_plane.kubeconfig}",
+        "--dry-run=server",
+    )
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert f"kubectl -n {namespace} rollout status deployment/{RELEASE}-ttsfleet-operator" in notes
+    assert f"port-forward service/{RELEASE}-ttsfleet-router 50051:50051" in notes
+    assert "ttsfleet say" in notes
+
+
+def _can(control_plane: ControlPlane, account: str, namespace: str, *request: str) -> bool:
+    """kubectl auth can-i as a ServiceAccount: RBAC's own answer."""
+    answer = control_plane.kubectl(
+        "auth",
+        "can-i",
+        *request,
+        f"--as=system:serviceaccount:{namespace}:{account}",
+        check=False,
+    )
+    return answer.stdout.strip() == "yes"
+
+
+def test_each_component_may_do_what_it_needs_and_no_more(
+    control_plane: ControlPlane, installed: str
+) -> None:
+    namespace = release = installed
+    router, operator = f"{release}-ttsfleet-router", f"{release}-ttsfleet-operator"
+    can = {
+        "router watches its pools": (router, "watch", "ttspools.ttsfleet.dev", "-n", namespace),
+        "router watches slices": (
+            router,
+            "watch",
+            "endpointslices.discovery.k8s.io",
+            "-n",
+            namespace,
+        ),
+        "operator patches pool status": (
+            operator,
+            "patch",
+            "ttspools.ttsfleet.dev",
+            "--subresource=status",
+            "-n",
+            "any",
+        ),
+        "operator applies deployments": (operator, "patch", "deployments.apps", "-n", "any"),
+    }
+    cannot = {
+        "router in other namespaces": (router, "list", "ttspools.ttsfleet.dev", "-n", "default"),
+        "router reads secrets": (router, "get", "secrets", "-n", namespace),
+        "router writes pools": (router, "patch", "ttspools.ttsfleet.dev", "-n", namespace),
+        "operator reads secrets": (operator, "get", "secrets", "-n", namespace),
+        "operator deletes deployments": (operator, "delete", "deployments.apps", "-n", "any"),
+        "operator edits pool specs": (operator, "patch", "ttspools.ttsfleet.dev", "-n", "any"),
+    }
+    denied = [
+        what for what, (sa, *req) in can.items() if not _can(control_plane, sa, namespace, *req)
+    ]
+    allowed = [
+        what for what, (sa, *req) in cannot.items() if _can(control_plane, sa, namespace, *req)
+    ]
+    assert (denied, allowed) == ([], [])
