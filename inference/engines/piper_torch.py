@@ -33,7 +33,7 @@ from ttsfleet.inference.engines.vits.decoder import context_frames
 from ttsfleet.inference.engines.vits.onnx_voice import OnnxVoice
 from ttsfleet.inference.engines.vits.synthesizer import Synthesizer
 from ttsfleet.inference.engines.vits.weights import load_weights
-from ttsfleet.inference.engines.vits.windows import plan_windows
+from ttsfleet.inference.engines.vits.windows import Window, plan_windows
 from ttsfleet.inference.voice_files import voice_files
 from ttsfleet.manifests import Voice
 
@@ -100,13 +100,10 @@ class PiperTorchEngine(VoiceEngine):
         ):
             active = [i for i, length in enumerate(lengths) if length > window.start]
             with torch.inference_mode():
-                audio = self._decode(z, frame_lengths, active, window.lo, window.hi)
+                audio = self._decode(z, frame_lengths, active, window)
             pieces = [_EMPTY] * len(items)
             for row, i in enumerate(active):
-                stop = min(window.stop, lengths[i])
-                pieces[i] = audio[
-                    row, (window.start - window.lo) * self._hop : (stop - window.lo) * self._hop
-                ]
+                pieces[i] = audio[row, : (min(window.stop, lengths[i]) - window.start) * self._hop]
             yield pieces
 
     def _latents(self, items: Sequence[BatchItem]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,10 +125,15 @@ class PiperTorchEngine(VoiceEngine):
         )
 
     def _decode(
-        self, z: torch.Tensor, frame_lengths: torch.Tensor, active: list[int], lo: int, hi: int
+        self, z: torch.Tensor, frame_lengths: torch.Tensor, active: list[int], window: Window
     ) -> npt.NDArray[np.float32]:
+        """Audio of the window's emitted frames for the active items, [len(active), samples]."""
         rows = torch.tensor(active, device=z.device)
-        valid = (frame_lengths[rows] - lo).clamp(max=hi - lo)
-        ragged = bool((valid < hi - lo).any())
-        audio = self._model.decode(z[rows, :, lo:hi], valid if ragged else None)
+        width = window.hi - window.lo
+        valid = (frame_lengths[rows] - window.lo).clamp(max=width)
+        audio = self._model.decode(
+            z[rows, :, window.lo : window.hi],
+            valid if bool((valid < width).any()) else None,
+            emit=(window.start - window.lo, window.stop - window.lo),
+        )
         return audio.cpu().numpy()

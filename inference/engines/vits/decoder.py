@@ -36,19 +36,28 @@ class ResBlock(nn.Module):
 
     def forward(self, x: Tensor, first_input: Tensor, mask: Tensor | None) -> Tensor:
         """first_input is leaky_relu(x), masked: the same for every block of a stage."""
-        x = self.convs[0](first_input) + x
+        x = self.convs[0](first_input).add_(x)
         for conv in self.convs[1:]:
-            x = conv(_masked(F.leaky_relu(x, _SLOPE), mask)) + x
+            x = conv(_masked(F.leaky_relu(x, _SLOPE), mask)).add_(x)
         return x
 
 
 class Decoder(nn.Module):
-    """Upsampling stages, each followed by parallel residual blocks that are averaged."""
+    """Upsampling stages, each followed by parallel residual blocks that are averaged.
 
-    def __init__(self, config: VitsConfig) -> None:
+    After the first stage the waveform-rate stages run block by block over
+    time: at audio rate their activations are large (32 channels for every
+    sample), and a block's activations fit in cache where a whole
+    utterance's do not, which on CPU is worth far more than the few
+    positions of context each block decodes twice. `block` is counted in positions after the first
+    upsampling, for the whole batch.
+    """
+
+    def __init__(self, config: VitsConfig, block: int = 512) -> None:
         super().__init__()
         channels = config.dec_channels
         self.rates = config.upsample_rates
+        self.block = block
         self.conv_pre = nn.Conv1d(config.inter, channels, _EDGE_KERNEL, padding=_EDGE_KERNEL // 2)
         self.ups = nn.ModuleList()
         self.resblocks = nn.ModuleList()
@@ -69,47 +78,80 @@ class Decoder(nn.Module):
         self.conv_post = nn.Conv1d(
             stage_channels, 1, _EDGE_KERNEL, padding=_EDGE_KERNEL // 2, bias=False
         )
+        self.tail_rate = config.hop // config.upsample_rates[0]
+        self.tail_context = math.ceil(receptive_reach(config, 1) / self.tail_rate)
 
-    def forward(self, z: Tensor, mask: Tensor | None) -> Tensor:
-        """z [B, inter, T] (zero past each item's end), mask [B, 1, T] or None → audio [B, T·hop]."""
-        x = self.conv_pre(z)
-        for stage, (up, rate) in enumerate(zip(self.ups, self.rates, strict=True)):
-            x = up(_masked(F.leaky_relu(x, _SLOPE), mask))
-            mask = None if mask is None else mask.repeat_interleave(rate, dim=2)
-            first_input = _masked(F.leaky_relu(x, _SLOPE), mask)
-            blocks = self.resblocks[
-                stage * self.blocks_per_stage : (stage + 1) * self.blocks_per_stage
-            ]
-            total = blocks[0](x, first_input, mask)
-            for block in blocks[1:]:
-                total = total + block(x, first_input, mask)
-            x = total / self.blocks_per_stage
+    def forward(
+        self, z: Tensor, mask: Tensor | None, emit: tuple[int, int] | None = None
+    ) -> Tensor:
+        """z [B, inter, F] (zero past each item's end), mask [B, 1, F] or None → audio.
+
+        `emit` = (first, stop) frames of z whose audio is wanted (default: all);
+        the frames around them are context. Returns [B, (stop - first)·hop].
+        """
+        first, stop = emit or (0, z.shape[2])
+        x, mask = self._stage(0, self.conv_pre(z), mask)
+        rate = self.rates[0]
+        length = x.shape[2]
+        pieces = []
+        for start in range(first * rate, stop * rate, max(self.block // len(z), 1)):
+            end = min(start + max(self.block // len(z), 1), stop * rate)
+            lo = max(start - self.tail_context, 0)
+            hi = min(end + self.tail_context, length)
+            audio = self._tail(x[:, :, lo:hi], None if mask is None else mask[:, :, lo:hi])
+            pieces.append(audio[:, (start - lo) * self.tail_rate : (end - lo) * self.tail_rate])
+        return torch.cat(pieces, dim=1)
+
+    def _tail(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        for stage in range(1, len(self.rates)):
+            x, mask = self._stage(stage, x, mask)
         x = self.conv_post(_masked(F.leaky_relu(x, _LAST_SLOPE), mask))
         return torch.tanh(x).squeeze(1)
 
+    def _stage(self, stage: int, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        x = self.ups[stage](_masked(F.leaky_relu(x, _SLOPE), mask))
+        if mask is not None:
+            mask = mask.repeat_interleave(self.rates[stage], dim=2)
+        first_input = _masked(F.leaky_relu(x, _SLOPE), mask)
+        count = self.blocks_per_stage
+        blocks = self.resblocks[stage * count : (stage + 1) * count]
+        total = blocks[0](x, first_input, mask)
+        for block in blocks[1:]:
+            total = total.add_(block(x, first_input, mask))
+        return total.div_(count), mask
 
-def context_frames(config: VitsConfig) -> int:
-    """Latent frames on each side that can influence a frame's audio (the receptive field).
 
-    Decoding a window with this much context on each side and cropping it
-    gives the same samples as decoding the whole utterance. Counted in output
-    samples, layer by layer, then rounded up to frames. The count is an upper
-    bound: it lines up every kernel's extreme taps, which real paths do not.
+def receptive_reach(config: VitsConfig, first_stage: int = 0) -> int:
+    """Output samples on each side that can influence a sample, through the layers from
+    upsampling stage `first_stage` on (and the first convolution when 0).
+
+    Counted layer by layer at each layer's rate. It is an upper bound: it
+    lines up every kernel's extreme taps, which real paths do not.
     """
-    period = config.hop  # output samples per position at the current layer
-    reach = period * (_EDGE_KERNEL // 2)
+    period = config.hop // math.prod(config.upsample_rates[:first_stage])
+    reach = period * (_EDGE_KERNEL // 2) if first_stage == 0 else 0
     block_reach = max(
         sum(d * (kernel - 1) // 2 for d in dilations)
         for kernel, dilations in zip(
             config.resblock_kernels, config.resblock_dilations, strict=True
         )
     )
-    for rate, kernel in zip(config.upsample_rates, config.upsample_kernels, strict=True):
+    for rate, kernel in zip(
+        config.upsample_rates[first_stage:], config.upsample_kernels[first_stage:], strict=True
+    ):
         reach += period * math.ceil(kernel / rate)
         period //= rate
         reach += period * block_reach
-    reach += _EDGE_KERNEL // 2
-    return math.ceil(reach / config.hop)
+    return reach + _EDGE_KERNEL // 2
+
+
+def context_frames(config: VitsConfig) -> int:
+    """Latent frames on each side that can influence a frame's audio.
+
+    Decoding a window with this much context on each side and emitting only
+    its middle gives the same samples as decoding the whole utterance.
+    """
+    return math.ceil(receptive_reach(config) / config.hop)
 
 
 def _masked(x: Tensor, mask: Tensor | None) -> Tensor:

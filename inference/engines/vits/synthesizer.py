@@ -61,8 +61,13 @@ class Synthesizer(nn.Module):
         z = self.flow.reverse(mean + noise, frame_mask)
         return z * frame_mask, frame_lengths
 
-    def decode(self, z: Tensor, lengths: Tensor | None) -> Tensor:
-        """z [B, inter, F] → audio [B, F·hop]; lengths [B] when items end before F."""
+    def decode(
+        self, z: Tensor, lengths: Tensor | None, emit: tuple[int, int] | None = None
+    ) -> Tensor:
+        """z [B, inter, F] → audio of frames emit = [first, stop) (default all), [B, samples].
+
+        lengths [B] when items end before F; frames outside `emit` are context.
+        """
         mask = None if lengths is None else sequence_mask(lengths, z.shape[2])
-        audio: Tensor = self.dec(z, mask)
+        audio: Tensor = self.dec(z, mask, emit)
         return audio
