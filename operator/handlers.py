@@ -2,9 +2,10 @@
 
 Indexes keep pools, voices, Deployments and pods in memory, so deciding
 anything costs no API reads. Only ``kopf.on.event`` handlers and a timer are
-used, not kopf's create/update change detection, so the operator never
-writes annotations or finalizers onto users' objects (Argo CD sees no
-drift) and every trigger takes the same level-based path.
+used, not kopf's create/update change detection, so every trigger takes the
+same level-based path and the operator writes no bookkeeping annotations
+onto users' objects. The one thing kopf adds to a pool is a finalizer (for
+the timer), so a pool is deleted only once its timer has stopped.
 """
 
 from __future__ import annotations

@@ -102,6 +102,7 @@ def settings(args: argparse.Namespace) -> kopf.OperatorSettings:
     result = kopf.OperatorSettings()
     result.peering.lifetime = args.peering_lifetime
     result.peering.stealth = True
+    result.persistence.finalizer = "ttsfleet.dev/operator"
     for group, version, plural in WATCHED_BY_LABEL:
         result.watching.label_selectors[group, version, plural] = OWNED_SELECTOR
     return result
