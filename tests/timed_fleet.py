@@ -1,0 +1,140 @@
+"""Inference servers with controlled timing and a router in front, all on 127.0.0.1.
+
+`TimedEngine` is a voice engine whose speed is one number: every word of the
+text is one utterance (so a request streams one chunk per word) and each
+engine step sleeps `step_seconds`, whatever the batch size. Real inference
+servers run it over real gRPC, so a "three times slower" pod is exactly that.
+Shared by the router tests and the router benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any
+
+import grpc
+import numpy as np
+
+from ttsfleet.inference.engine import (
+    Audio,
+    BatchItem,
+    SynthesisParams,
+    Utterance,
+    VoiceEngine,
+    VoiceInfo,
+)
+from ttsfleet.inference.server import InferenceServer, PodConfig
+from ttsfleet.proto import tts_pb2_grpc
+from ttsfleet.router.discovery.static import StaticDiscovery
+from ttsfleet.router.server import RouterServer
+
+SAMPLE_RATE = 16000
+VOICE = "timed"
+
+
+class TimedEngine(VoiceEngine):
+    """Streams one constant chunk per word, `step_seconds` per engine step."""
+
+    def __init__(
+        self,
+        name: str = "timed",
+        step_seconds: float = 0.0,
+        max_batch_size: int = 8,
+        samples_per_chunk: int = 320,
+    ) -> None:
+        self.info = VoiceInfo(name=name, engine="timed", language="en-US", sample_rate=SAMPLE_RATE)
+        self.max_batch_size = max_batch_size
+        self.step_seconds = step_seconds
+        self._chunk = np.full(samples_per_chunk, 0.25, dtype=np.float32)
+
+    def utterances(self, text: str) -> list[Utterance]:
+        return [Utterance((i,)) for i, _ in enumerate(text.split())]
+
+    def default_params(self, speed: float) -> SynthesisParams:
+        return SynthesisParams(length_scale=1 / speed, noise_scale=0.0, noise_w=0.0)
+
+    def run_batch(self, items: Sequence[BatchItem]) -> Iterator[list[Audio]]:
+        if self.step_seconds:
+            time.sleep(self.step_seconds)
+        yield [self._chunk for _ in items]
+
+
+def timed_config(*voices: str, queue_limit: int = 64, max_batch_size: int = 8) -> PodConfig:
+    """A pod configuration for timed voices (no manifests: the engines are built directly)."""
+    return PodConfig(
+        default_voice=voices[0],
+        device="cpu",
+        queue_limit=queue_limit,
+        max_text_length=5000,
+        max_batch_size=max_batch_size,
+        max_wait_ms=1,
+        voices=tuple({"name": voice} for voice in voices),
+    )
+
+
+def address(server: InferenceServer) -> str:
+    return f"127.0.0.1:{server.port}"
+
+
+@contextlib.asynccontextmanager
+async def timed_pods(
+    steps: Sequence[float], voices: Sequence[str] = (VOICE,), **config: Any
+) -> AsyncIterator[list[InferenceServer]]:
+    """One inference server per step time, each serving `voices` with timed engines."""
+    servers = [
+        InferenceServer(
+            timed_config(*voices, **config),
+            {voice: TimedEngine(voice, step_seconds=step) for voice in voices},
+        )
+        for step in steps
+    ]
+    async with contextlib.AsyncExitStack() as stack:
+        for server in servers:
+            await server.start("127.0.0.1", 0, None)
+            stack.push_async_callback(server.stop, 1.0)
+        yield servers
+
+
+@contextlib.asynccontextmanager
+async def running_router(
+    pods: Sequence[InferenceServer],
+    pool: str = "pool",
+    voices: Sequence[str] = (VOICE,),
+    default_voice: str = VOICE,
+    **settings: Any,
+) -> AsyncIterator[RouterServer]:
+    """A router in front of `pods`, waiting until every pod's load is known."""
+    discovery = StaticDiscovery([(address(p), pool, voices) for p in pods], default_voice)
+    router = RouterServer(discovery, **settings)
+    await router.start("127.0.0.1", 0)
+    try:
+        store = router.datastore
+        await until(
+            lambda: (
+                len(store.endpoints) == len(pods) and all(e.reported_at for e in store.endpoints)
+            )
+        )
+        yield router
+    finally:
+        await router.stop(1.0)
+
+
+async def until(condition: Callable[[], object], seconds: float = 10.0) -> None:
+    """Polls `condition` (bounded); fails the test if it never holds."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"condition not met within {seconds} s")
+
+
+@contextlib.asynccontextmanager
+async def stub_for(
+    router: RouterServer,
+    stub_class: Callable[[grpc.aio.Channel], Any] = tts_pb2_grpc.TTSServiceStub,
+) -> AsyncIterator[Any]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{router.port}") as channel:
+        yield stub_class(channel)
