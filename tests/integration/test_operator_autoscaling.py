@@ -1,0 +1,133 @@
+"""The autoscaler against the real control plane, fed by a real LoadReporter.
+
+The pods are kwok fakes whose IPs must never be dialled, so the operator is
+told (``--load-address``) to reach every pod's LoadReporter at one small
+gRPC server on 127.0.0.1 that this test runs: every ready pod reports the
+queue depth the test sets.
+"""
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from cluster.control_plane import ControlPlane
+from integration.test_operator_harness import (
+    Cluster,
+    OperatorProcess,
+    install_api,
+    pool_yaml,
+    running_operators,
+    voice_yaml,
+)
+
+from ttsfleet.proto import ttsfleet_v1_pb2, ttsfleet_v1_pb2_grpc
+
+
+class FakeLoad(ttsfleet_v1_pb2_grpc.LoadReporterServicer):
+    """Answers WatchLoad with the queue depth the test sets, and counts the reads."""
+
+    def __init__(self) -> None:
+        self.queue_depth = 0
+        self.reads = 0
+        self._lock = threading.Lock()
+
+    def WatchLoad(self, request: Any, context: Any) -> Iterator[Any]:
+        with self._lock:
+            self.reads += 1
+        yield ttsfleet_v1_pb2.LoadReport(
+            queue_depth=self.queue_depth, in_flight=1, queue_capacity=32, max_batch_size=4
+        )
+
+
+@pytest.fixture(scope="module")
+def api_installed(control_plane: ControlPlane) -> None:
+    install_api(control_plane)
+
+
+@pytest.fixture
+def load() -> Iterator[tuple[FakeLoad, str]]:
+    servicer = FakeLoad()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    ttsfleet_v1_pb2_grpc.add_LoadReporterServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield servicer, f"127.0.0.1:{port}"
+    server.stop(grace=None)
+
+
+@pytest.fixture
+def cluster(
+    api_client: Any, control_plane: ControlPlane, namespace: str, api_installed: None
+) -> Cluster:
+    return Cluster(api_client, control_plane, namespace)
+
+
+@pytest.fixture
+def operators(
+    control_plane: ControlPlane, namespace: str, api_installed: None, tmp_path: Path
+) -> Iterator[Callable[..., OperatorProcess]]:
+    with running_operators(control_plane, namespace, tmp_path) as start:
+        yield start
+
+
+def replicas(cluster: Cluster, pool: str) -> tuple[int, int]:
+    """The pool's spec.replicas and its Deployment's, which the reconcile keeps equal."""
+    return (cluster.pool(pool) or {})["spec"]["replicas"], cluster.deployment(pool).spec.replicas
+
+
+def test_autoscaler_follows_reported_load(
+    cluster: Cluster, operators: Callable[..., OperatorProcess], load: tuple[FakeLoad, str]
+) -> None:
+    fake, address = load
+    operators("--load-address", address)
+    scaling = {
+        "enabled": True,
+        "minReplicas": 1,
+        "maxReplicas": 4,
+        "targetQueueDepth": 4,
+        "scaleDownStabilizationSeconds": 3,
+    }
+    cluster.apply(voice_yaml("joe") + "---\n" + pool_yaml("english", ["joe"], autoscaling=scaling))
+    cluster.wait_ready("english")
+    cluster.wait(
+        lambda: (cluster.pool("english") or {})["status"].get("reportingReplicas") == 1,
+        "the pod's load in the status",
+    )
+
+    fake.queue_depth = 20  # per pod: ceil(20 / 4) = 5 wanted, 4 allowed
+    cluster.wait(lambda: replicas(cluster, "english") == (4, 4), "scaled up to the maximum")
+    pool = cluster.wait_ready("english")
+    assert pool["status"]["readyReplicas"] == 4
+    [up] = cluster.events("english", "ScaledUp")
+    assert "1 -> 4 replicas: queue depth 20 on 1/1 reporting pods" in up.message
+    cluster.wait(
+        lambda: (cluster.pool("english") or {})["status"].get("queueDepth") == 80,
+        "the queue depth of all four pods in the status",
+    )
+
+    fake.queue_depth = 0
+    cluster.wait(lambda: replicas(cluster, "english") == (1, 1), "scaled down to the minimum")
+    [down] = cluster.events("english", "ScaledDown")
+    assert "4 -> 1 replicas: queue depth 0 on 4/4 reporting pods" in down.message
+    assert cluster.wait_ready("english")["status"]["lastScaleTime"]
+
+
+def test_autoscaling_off_leaves_replicas_to_the_spec(
+    cluster: Cluster, operators: Callable[..., OperatorProcess], load: tuple[FakeLoad, str]
+) -> None:
+    fake, address = load
+    fake.queue_depth = 100
+    operators("--load-address", address)
+    cluster.apply(voice_yaml("joe") + "---\n" + pool_yaml("english", ["joe"], replicas=2))
+    cluster.wait(
+        lambda: (cluster.pool("english") or {}).get("status", {}).get("queueDepth") == 200,
+        "the load in the status",
+    )
+    seen = fake.reads
+    cluster.wait(lambda: fake.reads >= seen + 6, "three more autoscaling ticks")
+    assert replicas(cluster, "english") == (2, 2)
+    assert not cluster.events("english", "ScaledUp")
