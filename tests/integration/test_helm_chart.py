@@ -149,8 +149,13 @@ def test_watching_namespaces_turns_cluster_roles_into_roles(render: Any) -> None
     operator = f"{RELEASE}-ttsfleet-operator"
     roles = [m for m in manifests if m["kind"] == "Role" and m["metadata"]["name"] == operator]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["tts", "voices"]
+    # Rules on cluster-scoped resources cannot live in a Role: they stay cluster-wide.
     cluster_role = find(manifests, "ClusterRole", operator)
-    assert [r["resources"] for r in cluster_role["rules"]] == [["customresourcedefinitions"]]
+    cluster_resources = {res for rule in cluster_role["rules"] for res in rule["resources"]}
+    assert cluster_resources <= {"customresourcedefinitions", "namespaces"}
+    assert len(roles[0]["rules"]) + len(cluster_role["rules"]) == len(
+        find(render(), "ClusterRole", operator)["rules"]
+    )
     assert container(manifests, "operator")["args"] == ["--namespace=voices", "--namespace=tts"]
 
 
@@ -425,7 +430,8 @@ def test_each_component_may_do_what_it_needs_and_no_more(
         "router writes pools": (router, "patch", "ttspools.ttsfleet.dev", "-n", namespace),
         "operator reads secrets": (operator, "get", "secrets", "-n", namespace),
         "operator deletes deployments": (operator, "delete", "deployments.apps", "-n", "any"),
-        "operator edits pool specs": (operator, "patch", "ttspools.ttsfleet.dev", "-n", "any"),
+        "operator edits voices": (operator, "patch", "ttsvoices.ttsfleet.dev", "-n", "any"),
+        "operator deletes pools": (operator, "delete", "ttspools.ttsfleet.dev", "-n", "any"),
     }
     denied = [
         what for what, (sa, *req) in can.items() if not _can(control_plane, sa, namespace, *req)
