@@ -65,8 +65,9 @@ class LoadWatcher:
         gauge = self._metrics.queue_depth.labels(endpoint.pool, endpoint.address)
         backoff = FIRST_BACKOFF
         while True:
+            call = watch(self._request, wait_for_ready=True)
             try:
-                async for report in watch(self._request, wait_for_ready=True):
+                async for report in call:
                     self._datastore.report(
                         endpoint,
                         report.queue_depth,
@@ -75,6 +76,11 @@ class LoadWatcher:
                     )
                     gauge.set(report.queue_depth)
                     backoff = FIRST_BACKOFF
+                    if report.draining:
+                        # A draining pod never takes work again, and an open stream would
+                        # hold up its shutdown.
+                        log.info("pod is draining", extra={"pod": endpoint.address})
+                        return
             except grpc.aio.AioRpcError as error:
                 if error.code() is grpc.StatusCode.UNIMPLEMENTED:
                     log.info("pod has no load stream", extra={"pod": endpoint.address})
@@ -82,6 +88,8 @@ class LoadWatcher:
                 log.debug(
                     "load stream broke", extra={"pod": endpoint.address, "code": error.code().name}
                 )
+            finally:
+                call.cancel()
             self._datastore.forget_load(endpoint)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)

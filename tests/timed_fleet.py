@@ -4,15 +4,22 @@
 text is one utterance (so a request streams one chunk per word) and each
 engine step sleeps `step_seconds`, whatever the batch size. Real inference
 servers run it over real gRPC, so a "three times slower" pod is exactly that.
-Shared by the router tests and the router benchmark.
+Shared by the router tests and the router benchmark; run as a script, it is
+one timed pod in its own process (so a test can kill it).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import os
+import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -27,12 +34,18 @@ from ttsfleet.inference.engine import (
     VoiceInfo,
 )
 from ttsfleet.inference.server import InferenceServer, PodConfig
-from ttsfleet.proto import tts_pb2_grpc
+from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 from ttsfleet.router.discovery.static import StaticDiscovery
 from ttsfleet.router.server import RouterServer
 
 SAMPLE_RATE = 16000
 VOICE = "timed"
+START_SECONDS = 60
+
+
+def words(count: int) -> str:
+    """A text the timed engine streams as `count` chunks (one per word)."""
+    return " ".join(f"word{i}" for i in range(count))
 
 
 class TimedEngine(VoiceEngine):
@@ -131,6 +144,20 @@ async def until(condition: Callable[[], object], seconds: float = 10.0) -> None:
     raise AssertionError(f"condition not met within {seconds} s")
 
 
+async def fill(stub: Any, pods: Sequence[InferenceServer]) -> list[grpc.aio.UnaryStreamCall]:
+    """Fills pods that have one active and one waiting slot, active slots first.
+
+    One at a time per pod: a pod refuses a second request while the first still waits
+    to be admitted.
+    """
+    request = tts_pb2.TTSRequest(text=words(40))
+    calls = [stub.StreamSynthesize(request) for _ in pods]
+    await until(lambda: all(pod.scheduler.load.in_flight == 1 for pod in pods))
+    calls += [stub.StreamSynthesize(request) for _ in pods]
+    await until(lambda: all(pod.scheduler.load.queue_depth == 1 for pod in pods))
+    return calls
+
+
 @contextlib.asynccontextmanager
 async def stub_for(
     router: RouterServer,
@@ -138,3 +165,69 @@ async def stub_for(
 ) -> AsyncIterator[Any]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{router.port}") as channel:
         yield stub_class(channel)
+
+
+@dataclass(frozen=True)
+class Child:
+    """A gRPC server in its own process."""
+
+    port: int
+    process: asyncio.subprocess.Process
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the process has used so far."""
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        fields = stat.rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def child_process(*args: str) -> AsyncIterator[Child]:
+    """Runs `python -P args --port N`; yields once it answers on 127.0.0.1:N; stops it after.
+
+    -P keeps the working directory (maybe the repo root, with operator/) off sys.path.
+    """
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(sys.executable, "-P", *args, "--port", str(port))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await asyncio.wait_for(channel.channel_ready(), START_SECONDS)
+        yield Child(port, process)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        await process.wait()
+
+
+def pod_process(
+    step: float, batch: int = 8, queue_limit: int = 1024
+) -> contextlib.AbstractAsyncContextManager[Child]:
+    """One timed pod in its own process."""
+    return child_process(
+        __file__, "--step", str(step), "--batch", str(batch), "--queue-limit", str(queue_limit)
+    )
+
+
+async def serve_pod(step: float, batch: int, queue_limit: int, port: int) -> None:
+    engine = TimedEngine(step_seconds=step, max_batch_size=batch)
+    server = InferenceServer(
+        timed_config(VOICE, queue_limit=queue_limit, max_batch_size=batch), {VOICE: engine}
+    )
+    await server.start("127.0.0.1", port, None)
+    await server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="one timed inference pod on 127.0.0.1")
+    parser.add_argument("--step", type=float, required=True)
+    parser.add_argument("--batch", type=int, required=True)
+    parser.add_argument("--queue-limit", type=int, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    asyncio.run(serve_pod(args.step, args.batch, args.queue_limit, args.port))

@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import socket
 import statistics
 import sys
 import time
@@ -32,22 +30,15 @@ import grpc
 
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
-from timed_fleet import TimedEngine, timed_config  # noqa: E402
+from timed_fleet import Child, child_process, pod_process, words  # noqa: E402
 
-from ttsfleet.inference.server import InferenceServer  # noqa: E402
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc  # noqa: E402
 
 CONCURRENCY = 32
 
 
-def words(count: int) -> str:
-    """A text the timed engine streams as `count` chunks (one per word)."""
-    return " ".join(f"word{i}" for i in range(count))
-
-
 TEXT = words(20)
 STREAM = "/TTSService/StreamSynthesize"
-START_SECONDS = 60
 # Uneven pods: three take 20 ms an engine step, the fourth 60 ms; batches of four.
 UNEVEN_STEPS = (0.02, 0.02, 0.02, 0.06)
 UNEVEN_BATCH = 4
@@ -55,16 +46,6 @@ UNEVEN_CHUNKS = 10
 
 
 # --- the processes -------------------------------------------------------------------------
-
-
-async def serve_pod(step: float, batch: int, port: int) -> None:
-    """A real inference server whose engine takes `step` seconds per batch step."""
-    engine = TimedEngine(step_seconds=step, max_batch_size=batch)
-    server = InferenceServer(
-        timed_config("timed", queue_limit=1024, max_batch_size=batch), {"timed": engine}
-    )
-    await server.start("127.0.0.1", port, None)
-    await server.wait_for_termination()
 
 
 async def serve_proxy(upstream: str, port: int) -> None:
@@ -89,44 +70,9 @@ async def serve_proxy(upstream: str, port: int) -> None:
     await server.wait_for_termination()
 
 
-@dataclass(frozen=True)
-class Child:
-    port: int
-    pid: int
-
-    def cpu_seconds(self) -> float:
-        """User plus system CPU time the process has used so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def process(*args: str) -> AsyncIterator[Child]:
-    """Starts a gRPC server process on a free port; yields it once it answers; stops it."""
-    port = free_port()
-    child = await asyncio.create_subprocess_exec(sys.executable, *args, "--port", str(port))
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            await asyncio.wait_for(channel.channel_ready(), START_SECONDS)
-        yield Child(port, child.pid)
-    finally:
-        child.terminate()
-        await child.wait()
-
-
-def pod(step: float, batch: int) -> contextlib.AbstractAsyncContextManager[Child]:
-    return process(__file__, "pod", "--step", str(step), "--batch", str(batch))
-
-
 def router(pods: Sequence[Child], picker: str) -> contextlib.AbstractAsyncContextManager[Child]:
     endpoints = [f"--endpoint=127.0.0.1:{pod.port}=bench:timed" for pod in pods]
-    return process(
+    return child_process(
         "-m", "ttsfleet.cli", "router", "--host", "127.0.0.1", "--metrics-port", "-1",
         "--log-level", "WARNING", "--picker", picker, *endpoints,
     )  # fmt: skip
@@ -219,9 +165,9 @@ async def alternate(
 
 async def pass_through(rounds: int, per_client: int) -> dict[str, Series]:
     async with contextlib.AsyncExitStack() as stack:
-        fast = await stack.enter_async_context(pod(0.0, 8))
+        fast = await stack.enter_async_context(pod_process(0.0))
         proxy = await stack.enter_async_context(
-            process(__file__, "proxy", "--upstream", f"127.0.0.1:{fast.port}")
+            child_process(__file__, "proxy", "--upstream", f"127.0.0.1:{fast.port}")
         )
         front = await stack.enter_async_context(router([fast], "power-of-two"))
         targets = {"direct to the pod": fast, "bare grpc.aio proxy": proxy, "router": front}
@@ -230,7 +176,10 @@ async def pass_through(rounds: int, per_client: int) -> dict[str, Series]:
 
 async def uneven_pods(rounds: int, per_client: int) -> dict[str, Series]:
     async with contextlib.AsyncExitStack() as stack:
-        pods = [await stack.enter_async_context(pod(step, UNEVEN_BATCH)) for step in UNEVEN_STEPS]
+        pods = [
+            await stack.enter_async_context(pod_process(step, UNEVEN_BATCH))
+            for step in UNEVEN_STEPS
+        ]
         targets = {
             picker: await stack.enter_async_context(router(pods, picker))
             for picker in ("power-of-two", "round-robin")
@@ -301,19 +250,13 @@ async def bench(rounds: int, per_client: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="mode")
-    child_pod = sub.add_parser("pod", help="(internal) one timed inference pod")
-    child_pod.add_argument("--step", type=float, required=True)
-    child_pod.add_argument("--batch", type=int, required=True)
-    child_pod.add_argument("--port", type=int, required=True)
     child_proxy = sub.add_parser("proxy", help="(internal) the bare pass-through proxy")
     child_proxy.add_argument("--upstream", required=True)
     child_proxy.add_argument("--port", type=int, required=True)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=30, help="streams per client per round")
     args = parser.parse_args()
-    if args.mode == "pod":
-        asyncio.run(serve_pod(args.step, args.batch, args.port))
-    elif args.mode == "proxy":
+    if args.mode == "proxy":
         asyncio.run(serve_proxy(args.upstream, args.port))
     else:
         asyncio.run(bench(args.rounds, args.requests))
