@@ -66,9 +66,15 @@ def free_port() -> int:
 
 
 def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
-    """True when ``url`` answers 200; connection errors mean "not yet"."""
+    """True when ``url`` answers 200; connection errors mean "not yet".
+
+    Proxy variables are ignored: the probe must go straight to 127.0.0.1.
+    """
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+    )
     try:
-        with urllib.request.urlopen(url, timeout=5, context=context) as response:
+        with opener.open(url, timeout=5) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, ConnectionError, TimeoutError, ssl.SSLError):
         return False
