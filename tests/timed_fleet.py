@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import grpc
 import numpy as np
@@ -188,13 +188,15 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def child_process(*args: str) -> AsyncIterator[Child]:
+async def child_process(*args: str, stderr: IO[bytes] | None = None) -> AsyncIterator[Child]:
     """Runs `python -P args --port N`; yields once it answers on 127.0.0.1:N; stops it after.
 
     -P keeps the working directory (maybe the repo root, with operator/) off sys.path.
     """
     port = free_port()
-    process = await asyncio.create_subprocess_exec(sys.executable, "-P", *args, "--port", str(port))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-P", *args, "--port", str(port), stderr=stderr
+    )
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             await asyncio.wait_for(channel.channel_ready(), START_SECONDS)
