@@ -32,24 +32,33 @@ def error_message(error: ApiException) -> str:
         return f"{error.status} {error.reason}"
 
 
-class Writer:
-    """The operator's writes, through one ``kubernetes.aio`` ApiClient."""
+class Api:
+    """The operator's API calls, through one ``kubernetes.aio`` ApiClient."""
 
     def __init__(self, api: client.ApiClient) -> None:
         self._api = api
         core, apps, policy = client.CoreV1Api(api), client.AppsV1Api(api), client.PolicyV1Api(api)
         self._custom = client.CustomObjectsApi(api)
-        self._appliers: dict[str, Callable[..., Awaitable[Any]]] = {
-            "ConfigMap": core.patch_namespaced_config_map,
-            "Service": core.patch_namespaced_service,
-            "Deployment": apps.patch_namespaced_deployment,
-            "PodDisruptionBudget": policy.patch_namespaced_pod_disruption_budget,
+        # Per owned kind: (read, patch).
+        self._kinds: dict[str, tuple[Callable[..., Awaitable[Any]], ...]] = {
+            "ConfigMap": (core.read_namespaced_config_map, core.patch_namespaced_config_map),
+            "Service": (core.read_namespaced_service, core.patch_namespaced_service),
+            "Deployment": (apps.read_namespaced_deployment, apps.patch_namespaced_deployment),
+            "PodDisruptionBudget": (
+                policy.read_namespaced_pod_disruption_budget,
+                policy.patch_namespaced_pod_disruption_budget,
+            ),
         }
+
+    def _plain(self, model: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._api.sanitize_for_serialization(model)  # type: ignore[no-untyped-call]
+        return result
 
     async def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply one owned object; return it as the server now has it."""
         meta = manifest["metadata"]
-        applied = await self._appliers[manifest["kind"]](
+        _, patch = self._kinds[manifest["kind"]]
+        applied = await patch(
             name=meta["name"],
             namespace=meta["namespace"],
             body=manifest,
@@ -57,8 +66,18 @@ class Writer:
             force=True,
             _content_type=APPLY_PATCH,
         )
-        result: dict[str, Any] = self._api.sanitize_for_serialization(applied)  # type: ignore[no-untyped-call]
-        return result
+        return self._plain(applied)
+
+    async def read(self, manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The object a manifest describes, as the server has it now (None if absent)."""
+        meta = manifest["metadata"]
+        read, _ = self._kinds[manifest["kind"]]
+        try:
+            return self._plain(await read(name=meta["name"], namespace=meta["namespace"]))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
 
     async def apply_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """Apply a pool's whole status (always the full set: omitted fields are dropped)."""

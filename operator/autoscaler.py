@@ -17,7 +17,7 @@ from typing import Any
 import kopf
 
 from ttsfleet.manifests import ManifestError, Pool, pool_from_manifest
-from ttsfleet.operator.apply import Writer
+from ttsfleet.operator.apply import Api
 from ttsfleet.operator.autoscale_policy import Action, decide
 from ttsfleet.operator.load import AddressResolver, read_pool_load
 from ttsfleet.operator.reconciler import Reconciler, Views, event_target, now_iso
@@ -29,14 +29,14 @@ logger = logging.getLogger(__name__)
 class Autoscaler:
     def __init__(
         self,
-        writer: Writer,
+        api: Api,
         fleet: Fleet,
         reconciler: Reconciler,
         resolve: AddressResolver | None,
         load_timeout: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._writer = writer
+        self._api = api
         self._fleet = fleet
         self._reconciler = reconciler
         self._resolve = resolve
@@ -73,7 +73,7 @@ class Autoscaler:
         state.history = decision.history
         if decision.action is Action.HOLD:
             return
-        await self._writer.scale(*key, decision.replicas)
+        await self._api.scale(*key, decision.replicas)
         state.last_scale_time = now_iso()
         logger.info("%s/%s: %s", *key, decision.message)
         kopf.info(event_target(body), reason=decision.action.value, message=decision.message)

@@ -17,7 +17,7 @@ from typing import Any
 import kopf
 
 from ttsfleet.manifests import GROUP, VERSION
-from ttsfleet.operator.apply import Writer
+from ttsfleet.operator.apply import Api
 from ttsfleet.operator.autoscaler import Autoscaler
 from ttsfleet.operator.load import PodInfo
 from ttsfleet.operator.objects import MANAGED_BY, MANAGED_BY_LABEL, POOL_LABEL
@@ -146,7 +146,7 @@ def register(
 
 
 def register_peering(
-    registry: kopf.OperatorRegistry, writer: Writer, name: str, namespaces: list[str]
+    registry: kopf.OperatorRegistry, api: Api, name: str, namespaces: list[str]
 ) -> None:
     """Create the peering object at start-up: kopf needs it to exist to see the replicas."""
 
@@ -154,4 +154,4 @@ def register_peering(
     async def create_peering(**_: Any) -> None:
         targets: list[str | None] = [*namespaces] or [None]
         for namespace in targets:
-            await writer.create_peering(name, namespace)
+            await api.create_peering(name, namespace)

@@ -16,7 +16,7 @@ import kopf
 from kubernetes.aio import client, config
 
 from ttsfleet import logs
-from ttsfleet.operator.apply import Writer
+from ttsfleet.operator.apply import Api
 from ttsfleet.operator.autoscaler import Autoscaler
 from ttsfleet.operator.handlers import (
     OWNED_SELECTOR,
@@ -119,12 +119,12 @@ async def new_api_client() -> client.ApiClient:
 
 
 async def run(args: argparse.Namespace) -> None:
-    async with await new_api_client() as api:
-        writer = Writer(api)
+    async with await new_api_client() as api_client:
+        api = Api(api_client)
         fleet = Fleet()
-        reconciler = Reconciler(writer, fleet, args.image)
+        reconciler = Reconciler(api, fleet, args.image)
         autoscaler = Autoscaler(
-            writer, fleet, reconciler, template_resolver(args.load_address), args.load_timeout
+            api, fleet, reconciler, template_resolver(args.load_address), args.load_timeout
         )
         registry = kopf.OperatorRegistry()
         register(
@@ -135,7 +135,7 @@ async def run(args: argparse.Namespace) -> None:
             interval=args.interval,
         )
         if not args.standalone:
-            register_peering(registry, writer, args.peering, args.namespace)
+            register_peering(registry, api, args.peering, args.namespace)
         logger.info(
             "operator starting: %s, peering %s, priority %d",
             ", ".join(args.namespace) or "all namespaces",

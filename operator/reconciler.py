@@ -18,7 +18,7 @@ from typing import Any, cast
 import kopf
 
 from ttsfleet.manifests import ManifestError, pool_from_manifest, voice_from_manifest
-from ttsfleet.operator.apply import ApiException, Writer, error_message
+from ttsfleet.operator.apply import Api, ApiException, error_message
 from ttsfleet.operator.drift import differences
 from ttsfleet.operator.load import PodInfo
 from ttsfleet.operator.objects import (
@@ -76,8 +76,8 @@ def _transient(error: ApiException) -> bool:
 
 
 class Reconciler:
-    def __init__(self, writer: Writer, fleet: Fleet, image: str) -> None:
-        self._writer = writer
+    def __init__(self, api: Api, fleet: Fleet, image: str) -> None:
+        self._api = api
         self._fleet = fleet
         self._image = image
 
@@ -133,7 +133,7 @@ class Reconciler:
         deployment = None
         for manifest in plan:
             try:
-                applied = await self._writer.apply(manifest)
+                applied = await self._api.apply(manifest)
             except ApiException as error:
                 if _transient(error):
                     raise
@@ -149,21 +149,34 @@ class Reconciler:
         """An owned object changed: re-apply if it drifted or vanished, else refresh status."""
         body = views.pool(key)
         if body is None:
-            return
+            return  # the pool is gone; so will its objects be
         plan = self.plan(body, views)
         if isinstance(plan, Problem):
-            return
-        kind = live.get("kind")
-        desired = next((m for m in plan if m["kind"] == kind), None)
-        drift = ["(deleted)"] if event == "DELETED" else differences(desired, live)
-        if desired is not None and drift:
-            name = desired["metadata"]["name"]
-            message = f"{kind} {name} changed outside the pool ({', '.join(drift[:5])}); re-applied"
-            logger.info("%s/%s: %s", *key, message)
-            kopf.info(event_target(body), reason="DriftCorrected", message=message)
-            await self.reconcile(views, key)
-        elif kind == "Deployment":
+            return  # nothing to compare with (the pool's status says why)
+        desired = next(m for m in plan if m["kind"] == live.get("kind"))
+        if event == "DELETED" or differences(desired, live):
+            # Events queue up behind a correction; only the object as it is now counts.
+            current = await self._api.read(desired)
+            drift = ["deleted"] if current is None else differences(desired, current)
+            if drift:
+                await self._correct(views, key, body, desired, drift)
+                return
+        if desired["kind"] == "Deployment":
             await self.publish_status(views, key)
+
+    async def _correct(
+        self,
+        views: Views,
+        key: PoolKey,
+        body: Mapping[str, Any],
+        desired: Mapping[str, Any],
+        drift: list[str],
+    ) -> None:
+        what = f"{desired['kind']} {desired['metadata']['name']}"
+        message = f"{what} changed outside the pool ({', '.join(drift[:5])}); re-applied"
+        logger.info("%s/%s: %s", *key, message)
+        kopf.info(event_target(body), reason="DriftCorrected", message=message)
+        await self.reconcile(views, key)
 
     async def publish_status(self, views: Views, key: PoolKey) -> None:
         state = self._fleet[key]
@@ -199,7 +212,7 @@ class Reconciler:
         status = pool_status(observed, previous, observed_generation=generation, now=now_iso())
         if status == previous:
             return
-        await self._writer.apply_status(key[0], name, status)
+        await self._api.apply_status(key[0], name, status)
         state.last_status = status
 
 

@@ -68,9 +68,13 @@ def cluster(
 
 @pytest.fixture
 def operators(
-    control_plane: ControlPlane, namespace: str, api_installed: None, tmp_path: Path
+    request: pytest.FixtureRequest,
+    control_plane: ControlPlane,
+    namespace: str,
+    api_installed: None,
+    tmp_path: Path,
 ) -> Iterator[Callable[..., OperatorProcess]]:
-    with running_operators(control_plane, namespace, tmp_path) as start:
+    with running_operators(request, control_plane, namespace, tmp_path) as start:
         yield start
 
 

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from cluster.control_plane import ControlPlane
 from cluster.polling import wait_until
@@ -106,14 +107,16 @@ class OperatorProcess:
 
 @contextmanager
 def running_operators(
-    control_plane: ControlPlane, namespace: str, log_dir: Path
+    request: pytest.FixtureRequest, control_plane: ControlPlane, namespace: str, log_dir: Path
 ) -> Iterator[Callable[..., OperatorProcess]]:
     """Yields ``start(*args)``; every operator started is stopped at exit.
 
-    A failing test prints the operators' logs, which is where the reason is.
+    When the test failed, the operators' logs (where the reason usually is)
+    go to the terminal.
     """
     kubeconfig = operator_kubeconfig(control_plane, namespace)
     started: list[OperatorProcess] = []
+    failures = request.session.testsfailed
 
     def start(*args: str) -> OperatorProcess:
         log = log_dir / f"operator-{len(started)}.log"
@@ -122,16 +125,21 @@ def running_operators(
 
     try:
         yield start
-    except BaseException:
-        for operator in started:
-            print(f"--- {operator.log_path} ---\n{operator.log()[-20000:]}")
-        raise
     finally:
         for operator in started:
             operator.stop()
+        if request.session.testsfailed > failures:
+            _show_logs(request, started)
         control_plane.kubectl(
             "delete", "clusterrolebinding", f"ttsfleet-operator-{namespace}", "--ignore-not-found"
         )
+
+
+def _show_logs(request: pytest.FixtureRequest, operators: list[OperatorProcess]) -> None:
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        for operator in operators:
+            print(f"\n--- {operator.log_path} (tail) ---\n{operator.log()[-8000:]}")
 
 
 # --- reading the cluster (as admin) ------------------------------------------
