@@ -1,0 +1,208 @@
+"""Fan-out of long texts: sentence-aligned pieces, synthesized in parallel, delivered in order.
+
+One pod speaks one request's sentences one after another, so a long text
+keeps one pod busy while the others idle. Here the text is cut at sentence
+boundaries into pieces of about `piece_chars`, each piece becomes its own
+synthesis call (so the picker spreads them over pods), at most `parallel`
+of them run at once per request (one caller cannot take the whole fleet),
+and their audio is handed on strictly in text order: the piece being
+delivered streams live, later ones are buffered until their turn. Pieces
+are whole sentences, so each piece's audio is what a pod would have made
+for those sentences within the whole text.
+
+Nothing here knows about gRPC channels or pods: the caller passes a function
+that synthesizes one piece (the router's forwarder through its picker, or a
+client calling the router), which keeps this module a pure scheduling unit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeAlias, TypeVar, cast
+
+from ttsfleet.inference.audio import wav_file
+from ttsfleet.proto import tts_pb2
+
+Chunk = TypeVar("Chunk")
+Encoding: TypeAlias = tts_pb2.AudioEncoding
+PCM16 = tts_pb2.AUDIO_ENCODING_PCM16
+
+# A sentence: up to terminal punctuation (with closing quotes or brackets)
+# followed by whitespace, a blank line, or the end of the text.
+_SENTENCE = re.compile(
+    r"\S.*?(?:[.!?\u2026\u3002\uff01\uff1f]+[\"'\u201d\u2019\u00bb)\]]*(?=\s|$)|(?=\n[ \t]*\n)|$)",
+    re.DOTALL,
+)
+_BREAK = re.compile(r"[,;:]\s|\s")
+# A "sentence" ending in one of these continues in the next: "Mr. Smith".
+_ABBREVIATION = re.compile(r"(?:^|\s)(?:Mr|Mrs|Ms|Dr|Prof|St|Jr|Sr|vs|No|e\.g|i\.e)\.$")
+
+
+@dataclass(frozen=True)
+class FanoutPolicy:
+    """When and how a request is split; the router's settings carry one."""
+
+    # Texts shorter than this go to one pod whole: splitting buys nothing.
+    min_chars: int = 600
+    # Target size of a piece; a piece never exceeds max_chars.
+    piece_chars: int = 400
+    max_chars: int = 1000
+    # Pieces of one request synthesized at the same time.
+    parallel: int = 4
+
+    def pieces(self, text: str) -> list[str]:
+        """The text's pieces, or the text alone when it is short."""
+        if len(text) < self.min_chars:
+            return [text]
+        return split_text(text, self.piece_chars, self.max_chars)
+
+
+def sentences(text: str) -> list[str]:
+    """The text's sentences, whitespace at their ends stripped."""
+    found: list[str] = []
+    carried = ""
+    for match in _SENTENCE.finditer(text):
+        sentence = f"{carried} {match.group().strip()}".strip()
+        carried = sentence if _ABBREVIATION.search(sentence) else ""
+        if sentence and not carried:
+            found.append(sentence)
+    return [*found, carried] if carried else found
+
+
+def _cut(sentence: str, piece_chars: int, max_chars: int) -> list[str]:
+    """A sentence longer than max_chars cut into parts of about piece_chars at clause breaks."""
+    parts = []
+    while len(sentence) > max_chars:
+        breaks = [m.end() for m in _BREAK.finditer(sentence, 0, piece_chars)]
+        at = breaks[-1] if breaks else piece_chars
+        parts.append(sentence[:at].strip())
+        sentence = sentence[at:].strip()
+    return [*parts, sentence] if sentence else parts
+
+
+def split_text(text: str, piece_chars: int = 400, max_chars: int = 1000) -> list[str]:
+    """Packs whole sentences into pieces as close to piece_chars as they come (at most max_chars)."""
+    if not 0 < piece_chars <= max_chars:
+        raise ValueError("need 0 < piece_chars <= max_chars")
+    pieces: list[str] = []
+    current = ""
+    for sentence in sentences(text):
+        for part in _cut(sentence, piece_chars, max_chars):
+            joined = f"{current} {part}" if current else part
+            closer = abs(len(joined) - piece_chars) <= abs(len(current) - piece_chars)
+            if current and (len(joined) > max_chars or not closer):
+                pieces.append(current)
+                joined = part
+            current = joined
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+class _Piece:
+    """One piece's audio as it arrives; `_END` in the queue marks its end."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[object] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+
+_END = object()
+
+
+async def fan_out(
+    pieces: Sequence[str],
+    synthesize: Callable[[str], AsyncIterator[Chunk]],
+    parallel: int = 4,
+    ahead: int | None = None,
+) -> AsyncIterator[Chunk]:
+    """Yields every piece's chunks in piece order while up to `parallel` pieces synthesize.
+
+    At most `ahead` pieces past the one being delivered are started (default
+    2 x parallel), which bounds the audio held in memory. The first failure of
+    any piece cancels the rest and is raised here at once; so is cancellation
+    of the consumer (every started piece is cancelled before this returns).
+    """
+    if parallel < 1:
+        raise ValueError("parallel must be at least 1")
+    ahead = max(ahead if ahead is not None else 2 * parallel, parallel)
+    loop = asyncio.get_running_loop()
+    slots = asyncio.Semaphore(parallel)
+    failure: asyncio.Future[None] = loop.create_future()
+    states = [_Piece() for _ in pieces]
+
+    async def run(text: str, state: _Piece) -> None:
+        try:
+            async with slots:
+                async for chunk in synthesize(text):
+                    state.queue.put_nowait(chunk)
+            state.queue.put_nowait(_END)
+        except Exception as error:
+            if not failure.done():
+                failure.set_exception(error)
+
+    started = 0
+    try:
+        for index, state in enumerate(states):
+            while started < len(states) and started <= index + ahead:
+                states[started].task = loop.create_task(run(pieces[started], states[started]))
+                started += 1
+            while (item := await _next(state.queue, failure)) is not _END:
+                yield cast(Chunk, item)
+    finally:
+        tasks = [s.task for s in states if s.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if failure.done():
+            failure.exception()  # retrieved: raised above, or moot once the consumer left
+
+
+async def _next(queue: asyncio.Queue[object], failure: asyncio.Future[None]) -> object:
+    """The queue's next item, or the first piece failure raised as soon as it happens."""
+    if not queue.empty():
+        return queue.get_nowait()
+    getting = asyncio.ensure_future(queue.get())
+    try:
+        await asyncio.wait((getting, failure), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not getting.done():
+            getting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await getting
+    if getting.done() and not getting.cancelled():
+        return getting.result()
+    return failure.result()  # raises the piece's error
+
+
+def piece_request(raw: bytes, text: str, encoding: Encoding = PCM16) -> bytes:
+    """A request's bytes with its text and encoding replaced by a piece's.
+
+    Appending fields to an encoded message overrides earlier values of the
+    same fields, so the rest of the caller's request passes through untouched.
+    Pieces are asked for PCM16 so their audio can be joined.
+    """
+    return raw + tts_pb2.TTSRequest(text=text, encoding=encoding).SerializeToString()
+
+
+def joined_response(parts: Sequence[bytes], encoding: Encoding) -> bytes:
+    """One encoded TTSResponse from the encoded PCM16 responses of a request's pieces, in order.
+
+    `encoding` is what the caller asked for: PCM16, or WAV (also for unspecified).
+    """
+    responses = [tts_pb2.TTSResponse.FromString(part) for part in parts]
+    first = responses[0]
+    pcm = b"".join(r.audio for r in responses)
+    wanted = PCM16 if encoding == PCM16 else tts_pb2.AUDIO_ENCODING_WAV
+    return tts_pb2.TTSResponse(
+        audio=pcm if wanted == PCM16 else wav_file(pcm, first.sample_rate),
+        sample_rate=first.sample_rate,
+        encoding=wanted,
+        voice=first.voice,
+        request_id=first.request_id,
+        audio_seconds=sum(r.audio_seconds for r in responses),
+    ).SerializeToString()
