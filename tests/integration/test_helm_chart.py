@@ -15,17 +15,22 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 import yaml
 from cluster import binaries
-from cluster.control_plane import ControlPlane
+from cluster.control_plane import ControlPlane, free_port
+from cluster.polling import wait_until
+from integration.test_operator_harness import OperatorProcess
 
 from ttsfleet.operator import main as operator_main
 from ttsfleet.operator import objects
+from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 from ttsfleet.router import main as router_main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -291,34 +296,42 @@ def _crd_names() -> list[str]:
 
 
 @pytest.fixture
-def installed(
+def install(
     control_plane: ControlPlane, namespace: str, helm_bin: Path, helm_env: dict[str, str]
-) -> Iterator[str]:
-    """The chart rendered for ``namespace`` and applied server-side; the release name.
+) -> Iterator[Callable[..., str]]:
+    """``install(*sets)``: the chart rendered for ``namespace``, applied server-side; the release.
 
     CRDs first (as helm does from crds/), until the API serves them; then the
     rest. Cluster-scoped objects are removed afterwards; the namespace
     fixture removes the rest.
     """
     release = namespace  # unique, so cluster-scoped names never collide
-    sets = ["networkPolicy.enabled=true"]
-    args = [*template_args(*sets, release=release, namespace=namespace), "--include-crds"]
-    manifests = [d for d in yaml.safe_load_all(helm(helm_bin, helm_env, *args).stdout) if d]
-    crds = [m for m in manifests if m["kind"] == "CustomResourceDefinition"]
-    rest = [m for m in manifests if m["kind"] != "CustomResourceDefinition"]
-    assert sorted(crd["metadata"]["name"] for crd in crds) == _crd_names()
 
-    # Other tests apply the same CRDs from crds/; identical values never conflict.
-    apply = ("apply", "--server-side", "--field-manager=helm-chart-test", "-f", "-")
-    control_plane.kubectl(*apply, "--force-conflicts", input=yaml.safe_dump_all(crds))
-    names = [f"crd/{crd['metadata']['name']}" for crd in crds]
-    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
-    control_plane.kubectl(*apply, input=yaml.safe_dump_all(rest))
-    yield release
+    def apply_chart(*sets: str) -> str:
+        args = [*template_args(*sets, release=release, namespace=namespace), "--include-crds"]
+        manifests = [d for d in yaml.safe_load_all(helm(helm_bin, helm_env, *args).stdout) if d]
+        crds = [m for m in manifests if m["kind"] == "CustomResourceDefinition"]
+        rest = [m for m in manifests if m["kind"] != "CustomResourceDefinition"]
+        assert sorted(crd["metadata"]["name"] for crd in crds) == _crd_names()
+        # Other tests apply the same CRDs from crds/; identical values never conflict.
+        apply = ("apply", "--server-side", "--field-manager=helm-chart-test", "-f", "-")
+        control_plane.kubectl(*apply, "--force-conflicts", input=yaml.safe_dump_all(crds))
+        names = [f"crd/{crd['metadata']['name']}" for crd in crds]
+        control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+        control_plane.kubectl(*apply, input=yaml.safe_dump_all(rest))
+        return release
+
+    yield apply_chart
     selector = f"app.kubernetes.io/instance={release}"
     control_plane.kubectl(
         "delete", "clusterrole,clusterrolebinding", "-l", selector, "--wait=false"
     )
+
+
+@pytest.fixture
+def installed(install: Callable[..., str]) -> str:
+    """The chart with its defaults and a NetworkPolicy; the release (= namespace) name."""
+    return install("networkPolicy.enabled=true")
 
 
 def test_the_rendered_chart_comes_up(control_plane: ControlPlane, installed: str) -> None:
@@ -440,3 +453,81 @@ def test_each_component_may_do_what_it_needs_and_no_more(
         what for what, (sa, *req) in cannot.items() if _can(control_plane, sa, namespace, *req)
     ]
     assert (denied, allowed) == ([], [])
+
+
+# -- the real components under the chart's ServiceAccounts -----------------
+
+
+def test_the_router_discovers_pools_with_only_the_charts_rbac(
+    control_plane: ControlPlane, installed: str, tmp_path: Path
+) -> None:
+    """`ttsfleet router` logged in as the chart's router ServiceAccount lists the pool's voices.
+
+    No operator runs in this namespace, so the pool has no pods and no
+    EndpointSlices: the router learns the voices from the TTSPool alone and
+    dials nothing but the API server.
+    """
+    namespace = release = installed
+    control_plane.kubectl(
+        "apply", "-n", namespace, "-f", str(ROOT / "examples" / "quickstart.yaml")
+    )
+    kubeconfig = control_plane.service_account_kubeconfig(namespace, f"{release}-ttsfleet-router")
+    port, log = free_port(), tmp_path / "router.log"
+    argv = [
+        sys.executable, "-P", "-m", "ttsfleet.cli", "router",
+        f"--kubeconfig={kubeconfig}", f"--namespace={namespace}", "--host=127.0.0.1",
+        f"--port={port}", "--metrics-port=-1", "--drain-seconds=0", "--log-format=text",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        router = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+
+    def voices() -> list[str] | None:
+        """The voices the router lists; None until it listens and has discovered them."""
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                listed = tts_pb2_grpc.TTSServiceStub(channel).ListVoices(
+                    tts_pb2.ListVoicesRequest(), timeout=5
+                )
+        except grpc.RpcError:
+            return None
+        return [voice.name for voice in listed.voices] or None
+
+    try:
+        assert wait_until(voices, what="voices from the TTSPool", timeout=60) == ["joe"]
+    except BaseException:
+        print(log.read_text()[-20000:])
+        raise
+    finally:
+        router.terminate()
+        router.wait(timeout=30)
+    serving = log.read_text().split(" draining", 1)[0]  # stopping ends the watches, noisily
+    assert "watch failed" not in serving, serving  # e.g. 403 Forbidden
+
+
+def test_the_operator_runs_pools_with_the_charts_namespaced_rbac(
+    control_plane: ControlPlane, namespace: str, install: Callable[..., str], tmp_path: Path
+) -> None:
+    """Watching listed namespaces, the operator's Roles plus its small ClusterRole suffice.
+
+    The real `ttsfleet operator`, logged in as the chart's operator
+    ServiceAccount, turns a pool into a Ready Deployment (kwok runs the pods)
+    and lets it be deleted (its finalizer), reading no pod's load.
+    """
+    release = install(f"watchNamespaces={{{namespace}}}")
+    kubeconfig = control_plane.service_account_kubeconfig(namespace, f"{release}-ttsfleet-operator")
+    operator = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log", [])
+    try:
+        control_plane.kubectl(
+            "apply", "-n", namespace, "-f", str(ROOT / "examples" / "quickstart.yaml")
+        )
+        control_plane.kubectl(
+            "wait", "-n", namespace, "ttspool/english", "--for=condition=Ready", "--timeout=90s"
+        )
+        control_plane.kubectl("get", "-n", namespace, "deployment/english-inference")
+        control_plane.kubectl("delete", "-n", namespace, "ttspool/english", "--timeout=60s")
+    except BaseException:
+        print(operator.log()[-20000:])
+        raise
+    finally:
+        operator.stop()
+    assert "Forbidden" not in operator.log(), operator.log()[-20000:]
