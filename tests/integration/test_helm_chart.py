@@ -4,10 +4,11 @@ The first tests need only helm (built and cached with the control plane):
 lint, render, and the values schema refusing bad values. The rendered
 container arguments are parsed by the real `ttsfleet operator` and
 `ttsfleet router` argument parsers, so the chart cannot drift from the
-commands. The last tests apply the rendered chart with server-side apply and
-watch it come up: CRDs served, operator and router Deployments available
-with Running pods (kwok plays the kubelet), RBAC granting what each needs
-and no more.
+commands. The rest apply the rendered chart with server-side apply and watch
+it come up: CRDs served, operator and router Deployments available with
+Running pods (kwok plays the kubelet), RBAC granting what each needs and no
+more, and the real router and operator processes doing their work logged in
+as the chart's ServiceAccounts.
 """
 
 from __future__ import annotations
