@@ -6,6 +6,11 @@ longer latent, the positions past an item's end hold whatever the previous
 layer computed there. Multiplying each convolution's input by the item's
 mask, upsampled to that layer's rate, restores the zeros, so each item's
 audio is the same as when it runs alone.
+
+The generator runs as 2-D convolutions over a [B, C, 1, T] tensor in
+channels-last layout: oneDNN's kernels for few channels and long time axes
+are several times faster in that layout than in the [B, C, T] layout of
+conv1d, and the layout carries through the elementwise steps unchanged.
 """
 
 from __future__ import annotations
@@ -22,6 +27,17 @@ from ttsfleet.inference.engines.vits.config import VitsConfig
 _SLOPE = 0.1
 _LAST_SLOPE = 0.01
 _EDGE_KERNEL = 7
+_LAYOUT = torch.channels_last
+
+
+def _conv(
+    inputs: int, outputs: int, kernel: int, dilation: int = 1, bias: bool = True
+) -> nn.Conv2d:
+    """A 1-D convolution over time, 'same' padded, as a 2-D one over [B, C, 1, T]."""
+    padding = dilation * (kernel - 1) // 2
+    return nn.Conv2d(
+        inputs, outputs, (1, kernel), dilation=(1, dilation), padding=(0, padding), bias=bias
+    )
 
 
 class ResBlock(nn.Module):
@@ -29,10 +45,7 @@ class ResBlock(nn.Module):
 
     def __init__(self, channels: int, kernel: int, dilations: tuple[int, ...]) -> None:
         super().__init__()
-        self.convs = nn.ModuleList(
-            nn.Conv1d(channels, channels, kernel, dilation=d, padding=d * (kernel - 1) // 2)
-            for d in dilations
-        )
+        self.convs = nn.ModuleList(_conv(channels, channels, kernel, d) for d in dilations)
 
     def forward(self, x: Tensor, first_input: Tensor, mask: Tensor | None) -> Tensor:
         """first_input is leaky_relu(x), masked: the same for every block of a stage."""
@@ -58,7 +71,7 @@ class Decoder(nn.Module):
         channels = config.dec_channels
         self.rates = config.upsample_rates
         self.block = block
-        self.conv_pre = nn.Conv1d(config.inter, channels, _EDGE_KERNEL, padding=_EDGE_KERNEL // 2)
+        self.conv_pre = _conv(config.inter, channels, _EDGE_KERNEL)
         self.ups = nn.ModuleList()
         self.resblocks = nn.ModuleList()
         for stage, (rate, kernel) in enumerate(
@@ -66,8 +79,12 @@ class Decoder(nn.Module):
         ):
             stage_channels = channels // 2 ** (stage + 1)
             self.ups.append(
-                nn.ConvTranspose1d(
-                    2 * stage_channels, stage_channels, kernel, rate, padding=(kernel - rate) // 2
+                nn.ConvTranspose2d(
+                    2 * stage_channels,
+                    stage_channels,
+                    (1, kernel),
+                    (1, rate),
+                    padding=(0, (kernel - rate) // 2),
                 )
             )
             for block_kernel, dilations in zip(
@@ -75,11 +92,10 @@ class Decoder(nn.Module):
             ):
                 self.resblocks.append(ResBlock(stage_channels, block_kernel, dilations))
         self.blocks_per_stage = len(config.resblock_kernels)
-        self.conv_post = nn.Conv1d(
-            stage_channels, 1, _EDGE_KERNEL, padding=_EDGE_KERNEL // 2, bias=False
-        )
+        self.conv_post = _conv(stage_channels, 1, _EDGE_KERNEL, bias=False)
         self.tail_rate = config.hop // config.upsample_rates[0]
         self.tail_context = math.ceil(receptive_reach(config, 1) / self.tail_rate)
+        self.to(memory_format=_LAYOUT)
 
     def forward(
         self, z: Tensor, mask: Tensor | None, emit: tuple[int, int] | None = None
@@ -90,15 +106,18 @@ class Decoder(nn.Module):
         the frames around them are context. Returns [B, (stop - first)·hop].
         """
         first, stop = emit or (0, z.shape[2])
-        x, mask = self._stage(0, self.conv_pre(z), mask)
+        if mask is not None:
+            mask = mask.unsqueeze(2)
+        x = self.conv_pre(z.unsqueeze(2).contiguous(memory_format=_LAYOUT))
+        x, mask = self._stage(0, x, mask)
         rate = self.rates[0]
-        length = x.shape[2]
+        length = x.shape[3]
         pieces = []
         for start in range(first * rate, stop * rate, max(self.block // len(z), 1)):
             end = min(start + max(self.block // len(z), 1), stop * rate)
             lo = max(start - self.tail_context, 0)
             hi = min(end + self.tail_context, length)
-            audio = self._tail(x[:, :, lo:hi], None if mask is None else mask[:, :, lo:hi])
+            audio = self._tail(x[..., lo:hi], None if mask is None else mask[..., lo:hi])
             pieces.append(audio[:, (start - lo) * self.tail_rate : (end - lo) * self.tail_rate])
         return torch.cat(pieces, dim=1)
 
@@ -106,12 +125,12 @@ class Decoder(nn.Module):
         for stage in range(1, len(self.rates)):
             x, mask = self._stage(stage, x, mask)
         x = self.conv_post(_masked(F.leaky_relu(x, _LAST_SLOPE), mask))
-        return torch.tanh(x).squeeze(1)
+        return torch.tanh(x).flatten(1)
 
     def _stage(self, stage: int, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
         x = self.ups[stage](_masked(F.leaky_relu(x, _SLOPE), mask))
         if mask is not None:
-            mask = mask.repeat_interleave(self.rates[stage], dim=2)
+            mask = mask.repeat_interleave(self.rates[stage], dim=3)
         first_input = _masked(F.leaky_relu(x, _SLOPE), mask)
         count = self.blocks_per_stage
         blocks = self.resblocks[stage * count : (stage + 1) * count]

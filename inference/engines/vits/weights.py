@@ -24,18 +24,19 @@ def load_weights(model: Synthesizer, voice: OnnxVoice) -> None:
     state: dict[str, torch.Tensor] = {}
     for name, parameter in model.named_parameters():
         located = _locate(voice, name)
-        if tuple(located.value.shape) != tuple(parameter.shape):
+        expected = _as_exported(tuple(parameter.shape))
+        if tuple(located.value.shape) != expected:
             raise VoiceWeightsError(
                 f"{voice.path.name}: tensor {name!r} (initializer {located.source!r}) has shape "
                 f"{list(located.value.shape)}, but the model built from this voice's dimensions "
-                f"expects {list(parameter.shape)}"
+                f"expects {list(expected)}"
             )
         if located.value.dtype != np.float32:
             raise VoiceWeightsError(
                 f"{voice.path.name}: tensor {name!r} (initializer {located.source!r}) is "
                 f"{located.value.dtype}, expected float32"
             )
-        state[name] = torch.from_numpy(np.array(located.value, copy=True))
+        state[name] = torch.from_numpy(np.array(located.value, copy=True)).view(parameter.shape)
     unused = voice.unused_parameters()
     if unused:
         raise VoiceWeightsError(
@@ -43,6 +44,12 @@ def load_weights(model: Synthesizer, voice: OnnxVoice) -> None:
             + (f" and {len(unused) - 5} more" if len(unused) > 5 else "")
         )
     model.load_state_dict(state, strict=True)
+
+
+def _as_exported(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The decoder runs its 1-D convolutions as 2-D ones over [B, C, 1, T]: its weights
+    have a unit height, [out, in, 1, kernel], that the exported [out, in, kernel] lacks."""
+    return shape[:2] + shape[3:] if len(shape) == 4 and shape[2] == 1 else shape
 
 
 def _locate(voice: OnnxVoice, name: str) -> Located:
