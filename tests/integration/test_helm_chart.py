@@ -485,7 +485,8 @@ def test_the_router_discovers_pools_with_only_the_charts_rbac(
     def voices() -> list[str] | None:
         """The voices the router lists; None until it listens and has discovered them."""
         try:
-            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            direct = [("grpc.enable_http_proxy", 0)]  # never via a proxy: loopback only
+            with grpc.insecure_channel(f"127.0.0.1:{port}", options=direct) as channel:
                 listed = tts_pb2_grpc.TTSServiceStub(channel).ListVoices(
                     tts_pb2.ListVoicesRequest(), timeout=5
                 )
