@@ -27,6 +27,7 @@ from typing import TypeAlias, TypeVar, cast
 from ttsfleet.inference.audio import wav_file
 from ttsfleet.proto import tts_pb2
 
+Piece = TypeVar("Piece")
 Chunk = TypeVar("Chunk")
 Encoding: TypeAlias = tts_pb2.AudioEncoding
 PCM16 = tts_pb2.AUDIO_ENCODING_PCM16
@@ -115,14 +116,15 @@ _END = object()
 
 
 async def fan_out(
-    pieces: Sequence[str],
-    synthesize: Callable[[str], AsyncIterator[Chunk]],
+    pieces: Sequence[Piece],
+    synthesize: Callable[[Piece], AsyncIterator[Chunk]],
     parallel: int = 4,
     ahead: int | None = None,
 ) -> AsyncIterator[Chunk]:
     """Yields every piece's chunks in piece order while up to `parallel` pieces synthesize.
 
-    At most `ahead` pieces past the one being delivered are started (default
+    A piece is whatever `synthesize` takes: the text, or (index, text) for a
+    caller that names its pieces. At most `ahead` pieces past the one being delivered are started (default
     2 x parallel), which bounds the audio held in memory. The first failure of
     any piece cancels the rest and is raised here at once; so is cancellation
     of the consumer (every started piece is cancelled before this returns).
@@ -135,10 +137,10 @@ async def fan_out(
     failure: asyncio.Future[None] = loop.create_future()
     states = [_Piece() for _ in pieces]
 
-    async def run(text: str, state: _Piece) -> None:
+    async def run(piece: Piece, state: _Piece) -> None:
         try:
             async with slots:
-                async for chunk in synthesize(text):
+                async for chunk in synthesize(piece):
                     state.queue.put_nowait(chunk)
             state.queue.put_nowait(_END)
         except Exception as error:

@@ -82,16 +82,19 @@ def topology(
     """Joins pools and slices by pool name.
 
     With no default voice given, requests that name none go to the default
-    voice of the first pool by name, so the choice is stable.
+    voice of the oldest pool, so adding a pool never changes the default.
     """
-    specs = {pool["metadata"]["name"]: pool.get("spec") or {} for pool in pools}
+    by_age = sorted(
+        pools, key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])
+    )
+    specs = {pool["metadata"]["name"]: pool.get("spec") or {} for pool in by_age}
     addresses: dict[str, set[str]] = {name: set() for name in specs}
     for endpoint_slice in slices:
         pool = (endpoint_slice["metadata"].get("labels") or {}).get(POOL_LABEL)
         if pool in addresses:
             addresses[pool] |= slice_addresses(endpoint_slice)
     if not default_voice and specs:
-        first = specs[min(specs)]
+        first = next(iter(specs.values()))
         default_voice = first.get("defaultVoice") or next(iter(first.get("voices") or ()), "")
     return Topology(
         {
@@ -133,11 +136,15 @@ class _Informer:
                 if error.status == GONE:
                     log.info("watch expired; listing again", extra={"kind": self.kind})
                     continue
-                log.warning("watch failed", extra={"kind": self.kind, "status": error.status})
+                self._failed({"status": error.status, "reason": error.reason})
             except Exception as error:  # connection errors: keep the last state, try again
-                log.warning("watch failed", extra={"kind": self.kind, "error": str(error)})
+                self._failed({"error": repr(error)})
             self._stopped.wait(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
+
+    def _failed(self, details: dict[str, Any]) -> None:
+        if not self._stopped.is_set():  # stopping cuts the watch: not worth a warning
+            log.warning("watch failed; listing again", extra={"kind": self.kind, **details})
 
     def _relist(self) -> str:
         response = self._list(_preload_content=False, _request_timeout=REQUEST_SECONDS)

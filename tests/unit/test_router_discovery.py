@@ -18,11 +18,13 @@ from ttsfleet.router.discovery.kubernetes import _Informer, slice_addresses, top
 from ttsfleet.router.discovery.static import StaticDiscovery
 
 
-def pool(name: str, voices: list[str], default: str | None = None) -> dict[str, Any]:
+def pool(
+    name: str, voices: list[str], default: str | None = None, created: str = "2026-01-01T00:00:00Z"
+) -> dict[str, Any]:
     spec: dict[str, Any] = {"voices": voices}
     if default:
         spec["defaultVoice"] = default
-    return {"metadata": {"name": name}, "spec": spec}
+    return {"metadata": {"name": name, "creationTimestamp": created}, "spec": spec}
 
 
 def endpoint_slice(
@@ -68,7 +70,10 @@ def test_ipv6_addresses_are_bracketed() -> None:
 
 def test_pools_and_slices_join_by_pool_label() -> None:
     found = topology(
-        [pool("standard", ["joe", "amy"], default="amy"), pool("premium", ["kim"])],
+        [
+            pool("standard", ["joe", "amy"], default="amy"),
+            pool("premium", ["kim"], created="2026-02-01T00:00:00Z"),
+        ],
         [
             endpoint_slice("standard", ("203.0.113.1", True)),
             endpoint_slice("standard", ("203.0.113.2", True)),
@@ -78,8 +83,10 @@ def test_pools_and_slices_join_by_pool_label() -> None:
     assert found.pools["standard"].addresses == {"203.0.113.1:50051", "203.0.113.2:50051"}
     assert found.pools["standard"].voices == {"joe", "amy"}
     assert found.pools["premium"].addresses == frozenset()
-    # No default given: the first pool by name decides (its first voice: no defaultVoice).
-    assert found.default_voice == "kim"
+    # No default given: the oldest pool's default decides, whatever pools come later.
+    assert found.default_voice == "amy"
+    same_age = topology([pool("b", ["kim"]), pool("a", ["lee", "max"])], [])
+    assert same_age.default_voice == "lee", "oldest, then first by name; else its first voice"
     assert topology([pool("standard", ["joe"])], [], "amy").default_voice == "amy"
 
 
