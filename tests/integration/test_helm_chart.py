@@ -382,8 +382,21 @@ def test_every_option_is_accepted_by_the_api_server(
     )
 
 
+@pytest.mark.parametrize(
+    ("values", "reach"),
+    [
+        ([], f"port-forward service/{RELEASE}-ttsfleet-router 50051:50051"),
+        (["--values", str(CHART / "values-kind.yaml")], "listens on every node at port 30051"),
+    ],
+    ids=["defaults", "kind"],
+)
 def test_notes_tell_the_user_what_to_do_next(
-    control_plane: ControlPlane, namespace: str, helm_bin: Path, helm_env: dict[str, str]
+    control_plane: ControlPlane,
+    namespace: str,
+    helm_bin: Path,
+    helm_env: dict[str, str],
+    values: list[str],
+    reach: str,
 ) -> None:
     """A real `helm install`, validated by the API server but not persisted, prints NOTES.txt."""
     result = helm(
@@ -395,10 +408,13 @@ def test_notes_tell_the_user_what_to_do_next(
         f"--namespace={namespace}",
         f"--kubeconfig={control_plane.kubeconfig}",
         "--dry-run=server",
+        *values,
     )
     notes = result.stdout.split("NOTES:", 1)[1]
-    assert f"kubectl -n {namespace} rollout status deployment/{RELEASE}-ttsfleet-operator" in notes
-    assert f"port-forward service/{RELEASE}-ttsfleet-router 50051:50051" in notes
+    assert f"kubectl -n {namespace} wait --for=condition=Available" in notes
+    assert f"deployment/{RELEASE}-ttsfleet-operator deployment/{RELEASE}-ttsfleet-router" in notes
+    assert f"kubectl -n {namespace} apply -f" in notes  # pools go where the router looks
+    assert reach in notes
     assert "ttsfleet say" in notes
 
 
