@@ -111,17 +111,12 @@ class Forwarder:
         }
 
     async def _unary(self, path: str, request: Inbound, context: grpc.aio.ServicerContext) -> bytes:
-        exchange = _Exchange(self, "Synthesize", request, context)
-        async with exchange:
+        async with _Exchange(self, "Synthesize", request, context) as exchange:
             while exchange.pending:
                 async with exchange.attempt() as endpoint:
-                    call = endpoint.channel.unary_unary(path)(
-                        exchange.payload,
-                        metadata=exchange.metadata,
-                        timeout=context.time_remaining(),
-                    )
+                    call = exchange.send(endpoint.channel.unary_unary(path))
                     response: bytes = await call
-                    await exchange.deliver(await call.initial_metadata())
+                    await exchange.deliver(endpoint, await call.initial_metadata())
                     self.observe(endpoint, await call.trailing_metadata())
                     return response
         raise AssertionError("unreachable: an exchange ends with a response or an abort")
@@ -129,19 +124,14 @@ class Forwarder:
     async def _stream(
         self, path: str, request: Inbound, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
-        exchange = _Exchange(self, "StreamSynthesize", request, context)
-        async with exchange:
+        async with _Exchange(self, "StreamSynthesize", request, context) as exchange:
             while exchange.pending:
                 async with exchange.attempt() as endpoint:
-                    call = endpoint.channel.unary_stream(path)(
-                        exchange.payload,
-                        metadata=exchange.metadata,
-                        timeout=context.time_remaining(),
-                    )
+                    call = exchange.send(endpoint.channel.unary_stream(path))
                     try:
                         async for chunk in call:
                             if not exchange.delivered:
-                                await exchange.deliver(await call.initial_metadata())
+                                await exchange.deliver(endpoint, await call.initial_metadata())
                             yield chunk
                         self.observe(endpoint, await call.trailing_metadata())
                     finally:
@@ -185,6 +175,7 @@ class Forwarder:
             self.metrics.queue_depth.labels(endpoint.pool, endpoint.address).set(int(depth))
 
     def failed(self, endpoint: Endpoint, error: grpc.aio.AioRpcError) -> None:
+        """Counts a pod's fault towards ejection; a refusal's metadata still tells its load."""
         self.observe(endpoint, error.trailing_metadata())
         if error.code() in POD_FAULTS and self.datastore.failed(endpoint):
             self.metrics.ejections.labels(endpoint.pool, endpoint.address).inc()
@@ -273,9 +264,14 @@ class _Exchange:
         finally:
             endpoint.in_flight -= 1
 
-    async def deliver(self, headers: Any) -> None:
+    def send(self, method: Any) -> Any:
+        """Starts the upstream call: the request's bytes, its id, the client's remaining time."""
+        return method(self.payload, metadata=self.metadata, timeout=self._context.time_remaining())
+
+    async def deliver(self, endpoint: Endpoint, headers: Any) -> None:
         """Sends the client its response headers: from here on, nothing is retried."""
         self.delivered = True
+        self._forwarder.observe(endpoint, headers)
         metadata = [(key, headers[key]) for key in CLIENT_HEADERS if headers and key in headers]
         await self._context.send_initial_metadata([*metadata, (REQUEST_ID_KEY, self.request_id)])
         if self.method == "StreamSynthesize":

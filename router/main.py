@@ -25,6 +25,17 @@ from ttsfleet.router.settings import RouterSettings
 log = logging.getLogger(__name__)
 
 DEFAULTS = RouterSettings()
+# RouterSettings fields that are plain numbers, each a flag (--stale-after, ...).
+TUNING = {
+    "stale_after": "seconds after which a pod's load report no longer counts",
+    "saturation_wait": "seconds a request may wait for room when every queue is full (0: shed at once)",
+    "retries": "other pods to try when a call fails before any audio was sent",
+    "eject_after_failures": "failures in a row that eject a pod",
+    "ejection_seconds": "first ejection's length; each further one in a row adds as much",
+    "max_ejection_seconds": "longest ejection",
+    "load_min_interval_ms": "milliseconds: pods stream load reports at most this often",
+    "load_max_interval_ms": "milliseconds: and at least this often, as a heartbeat",
+}
 
 
 def endpoint_entry(text: str) -> Entry:
@@ -42,7 +53,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add("--host", default="0.0.0.0", help="address to listen on")
     add("--port", type=int, default=50051, help="gRPC port (0 picks a free one)")
     add("--metrics-port", type=int, default=9090, help="Prometheus port; -1 turns it off")
-    add("--default-voice", default="", help="voice for requests that name none")
+    add(
+        "--default-voice",
+        default="",
+        help="voice for requests that name none (default: the oldest TTSPool's default voice)",
+    )
     where = parser.add_argument_group("discovery")
     where.add_argument(
         "--endpoint",
@@ -56,39 +71,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     where.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster credentials)")
     picking = parser.add_argument_group("picking and failure handling")
     picking.add_argument("--picker", choices=sorted(PICKERS), default=DEFAULTS.picker)
-    picking.add_argument(
-        "--stale-after",
-        type=float,
-        default=DEFAULTS.stale_after,
-        help="seconds after which a pod's load report no longer counts",
-    )
-    picking.add_argument(
-        "--saturation-wait",
-        type=float,
-        default=DEFAULTS.saturation_wait,
-        help="seconds a request may wait for room when every queue is full (0: shed at once)",
-    )
-    picking.add_argument(
-        "--retries",
-        type=int,
-        default=DEFAULTS.retries,
-        help="other pods to try when a call fails before any audio was sent",
-    )
-    picking.add_argument(
-        "--eject-after-failures",
-        type=int,
-        default=DEFAULTS.eject_after_failures,
-        help="failures in a row that eject a pod",
-    )
-    picking.add_argument(
-        "--ejection-seconds",
-        type=float,
-        default=DEFAULTS.ejection_seconds,
-        help="first ejection's length; each further one in a row adds as much",
-    )
-    picking.add_argument(
-        "--max-ejection-seconds", type=float, default=DEFAULTS.max_ejection_seconds
-    )
+    for name, help_ in TUNING.items():
+        default = getattr(DEFAULTS, name)
+        picking.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=type(default),
+            default=default,
+            help=f"{help_} (default: %(default)s)",
+        )
     security = parser.add_argument_group("security")
     security.add_argument("--tls-cert", type=Path, help="PEM certificate: serve TLS")
     security.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
@@ -107,12 +97,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     """The flags as `RouterSettings` fields."""
     return {
         "picker": args.picker,
-        "stale_after": args.stale_after,
-        "saturation_wait": args.saturation_wait,
-        "retries": args.retries,
-        "eject_after_failures": args.eject_after_failures,
-        "ejection_seconds": args.ejection_seconds,
-        "max_ejection_seconds": args.max_ejection_seconds,
+        **{name: getattr(args, name) for name in TUNING},
         "metrics_port": None if args.metrics_port < 0 else args.metrics_port,
         "tls_cert": args.tls_cert,
         "tls_key": args.tls_key,

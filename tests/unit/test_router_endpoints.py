@@ -6,7 +6,7 @@ import asyncio
 
 from ttsfleet.router.discovery import Pool, Topology
 from ttsfleet.router.discovery.static import topology
-from ttsfleet.router.endpoints import Datastore
+from ttsfleet.router.endpoints import Datastore, Endpoint
 from ttsfleet.router.settings import RouterSettings
 
 # Channels are created but never used: nothing listens on these (port 9 is "discard").
@@ -15,6 +15,15 @@ A, B, C = "127.0.0.1:9", "127.0.0.2:9", "127.0.0.3:9"
 
 def fleet(*entries: tuple[str, str, list[str]], default: str = "joe") -> Topology:
     return topology(entries, default)
+
+
+def single(settings: RouterSettings) -> tuple[Datastore, Endpoint]:
+    """A datastore following one pod, and that pod."""
+    store = Datastore(settings)
+    store.apply(fleet((A, "standard", ["joe"])))
+    endpoint = store.get(A)
+    assert endpoint is not None
+    return store, endpoint
 
 
 async def test_follows_the_topology_and_keeps_state_of_pods_that_stay() -> None:
@@ -49,10 +58,7 @@ async def test_candidates_are_the_pods_serving_the_voice() -> None:
 
 
 async def test_a_report_is_fresh_until_forgotten() -> None:
-    store = Datastore(RouterSettings())
-    store.apply(fleet((A, "standard", ["joe"])))
-    endpoint = store.get(A)
-    assert endpoint is not None
+    store, endpoint = single(RouterSettings())
     (before,) = store.candidates("joe")
     assert before.report_age is None
     store.report(endpoint, 5, queue_capacity=8, draining=False)
@@ -65,10 +71,7 @@ async def test_a_report_is_fresh_until_forgotten() -> None:
 
 
 async def test_failures_in_a_row_eject_for_longer_each_time() -> None:
-    store = Datastore(RouterSettings(eject_after_failures=2, ejection_seconds=30))
-    store.apply(fleet((A, "standard", ["joe"])))
-    endpoint = store.get(A)
-    assert endpoint is not None
+    store, endpoint = single(RouterSettings(eject_after_failures=2, ejection_seconds=30))
     assert not store.failed(endpoint)
     store.succeeded(endpoint)
     assert not store.failed(endpoint), "a success in between resets the count"
@@ -82,10 +85,7 @@ async def test_failures_in_a_row_eject_for_longer_each_time() -> None:
 
 
 async def test_waiting_for_a_change_ends_at_the_next_report() -> None:
-    store = Datastore(RouterSettings())
-    store.apply(fleet((A, "standard", ["joe"])))
-    endpoint = store.get(A)
-    assert endpoint is not None
+    store, endpoint = single(RouterSettings())
     waiter = asyncio.create_task(store.wait_for_change(30))
     await asyncio.sleep(0)
     store.report(endpoint, 1)
