@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 export PYTHONSAFEPATH := 1
 PIP := $(PY) -m pip
 
-.PHONY: install install-test quickstart test test-fast lint bench control-plane clean
+.PHONY: install install-test system-deps quickstart test test-fast lint bench control-plane clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -25,12 +25,17 @@ install-test: $(PY)
 quickstart: install
 	VENV=$(VENV) bash scripts/quickstart.sh
 
+## System packages the tests run for real: redis-server (Debian's), installed only when missing.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+system-deps:
+	@command -v redis-server >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server; }
+
 ## The whole test suite: unit, real gRPC, real voice, real control plane.
-test: install-test control-plane
+test: install-test control-plane system-deps
 	$(PY) -m pytest
 
 ## Only what needs no control plane.
-test-fast: install-test
+test-fast: install-test system-deps
 	$(PY) -m pytest --ignore=tests/integration
 
 control-plane:

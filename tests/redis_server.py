@@ -1,0 +1,52 @@
+"""A real redis-server (Debian's) on 127.0.0.1 for the tests that need one."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from timed_fleet import free_port
+
+
+@contextlib.contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    """Starts redis-server on a free loopback port (append-only file on) and yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(
+            "redis-server is not installed: run `make system-deps` (apt-get install redis-server)"
+        )
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir),
+            "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+        ],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    try:
+        for _ in range(200):
+            with contextlib.suppress(redis.ConnectionError):
+                if client.ping():
+                    break
+            time.sleep(0.05)
+        else:
+            pytest.fail("redis-server did not answer within 10 s")
+        yield url
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(10)
+
+
+def flush(url: str) -> None:
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
