@@ -31,6 +31,7 @@ CONFIG_KEY = "pod.yaml"
 VOICES_DIR = "/var/lib/ttsfleet/voices"
 NAME_SUFFIX = "-inference"
 RUN_AS = 65532  # the distroless "nonroot" user
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's, when present: 10x faster
 
 # Runs in an init container (the inference image has Python) to put a URL
 # voice where the pod configuration says it is: the pod reads paths only.
@@ -112,7 +113,7 @@ def pod_config_text(pool: Pool, voices: Iterable[Voice]) -> str:
         dataclasses.replace(v, source=VoiceSource(path=fetched_path(v))) if v.source.url else v
         for v in voices
     ]
-    return yaml.safe_dump(pod_config(pool, local), sort_keys=True)
+    return yaml.dump(pod_config(pool, local), Dumper=_DUMPER, sort_keys=True)
 
 
 def config_hash(text: str) -> str:

@@ -28,7 +28,7 @@ from ttsfleet.operator.objects import (
     owned_name,
     selector_string,
 )
-from ttsfleet.operator.state import Fleet, PoolKey, PoolState
+from ttsfleet.operator.state import Fleet, Plan, PoolKey, PoolState
 from ttsfleet.operator.status import Observed, Problem, pool_status
 
 logger = logging.getLogger(__name__)
@@ -70,6 +70,13 @@ class Views:
         return list(self.pod_index.get(key) or ())
 
 
+def _version(body: Mapping[str, Any] | None) -> tuple[str, int] | None:
+    """Which incarnation and spec generation of an object this is."""
+    if body is None:
+        return None
+    return body["metadata"]["uid"], body["metadata"].get("generation", 0)
+
+
 def _transient(error: ApiException) -> bool:
     """Server-side or throttling failures: retry; anything else is the spec's fault."""
     return error.status is None or error.status >= 500 or error.status == 429
@@ -81,24 +88,42 @@ class Reconciler:
         self._fleet = fleet
         self._image = image
 
-    def plan(self, body: Mapping[str, Any], views: Views) -> list[dict[str, Any]] | Problem:
-        """The pool's desired objects, or why there can be none."""
+    def plan(self, body: Mapping[str, Any], views: Views) -> Plan:
+        """The pool's desired objects, or why there can be none.
+
+        Built once per version of the pool and its voices: every owned
+        object's every event compares against it.
+        """
+        meta = body["metadata"]
+        namespace = meta["namespace"]
+        voices = {
+            n: views.voice((namespace, n)) for n in (body.get("spec") or {}).get("voices", [])
+        }
+        version = (_version(body), *((n, _version(v)) for n, v in voices.items()))
+        state = self._fleet[(namespace, meta["name"])]
+        if state.plan is None or state.plan[0] != version:
+            state.plan = (version, self._build(body, voices))
+        return state.plan[1]
+
+    def _build(
+        self, body: Mapping[str, Any], voices: Mapping[str, Mapping[str, Any] | None]
+    ) -> Plan:
         namespace = body["metadata"]["namespace"]
         try:
             pool = pool_from_manifest(body)
         except ManifestError as error:
             return Problem("InvalidSpec", str(error))
-        missing = [name for name in pool.voices if views.voice((namespace, name)) is None]
+        missing = [name for name, voice in voices.items() if voice is None]
         if missing:
             return Problem(
                 "VoiceMissing",
                 f"no TTSVoice named {', '.join(missing)} in namespace {namespace}",
             )
         try:
-            voices = [voice_from_manifest(views.voice((namespace, v)) or {}) for v in pool.voices]
+            resolved = [voice_from_manifest(voices[v] or {}) for v in pool.voices]
         except ManifestError as error:
             return Problem("InvalidVoice", str(error))
-        return desired_objects(PoolRef.of(body), pool, voices, self._image)
+        return desired_objects(PoolRef.of(body), pool, resolved, self._image)
 
     async def reconcile(self, views: Views, key: PoolKey) -> None:
         """Apply everything the pool owns, then its status."""

@@ -9,7 +9,7 @@ once (the pool itself, a voice, an owned object, the autoscaler's timer).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,8 @@ from ttsfleet.operator.autoscale_policy import LoadSample, Recommendation
 from ttsfleet.operator.status import Problem
 
 PoolKey = tuple[str, str]  # (namespace, name)
+# A pool's desired objects, or why it cannot have them.
+Plan = list[dict[str, Any]] | Problem
 
 
 @dataclass
@@ -32,6 +34,8 @@ class PoolState:
     last_scale_time: str | None = None
     # The status last written, so unchanged statuses are not written again.
     last_status: Mapping[str, Any] | None = None
+    # The last plan, with the versions of the pool and voices it was built from.
+    plan: tuple[Hashable, Plan] | None = None
 
 
 class Fleet:

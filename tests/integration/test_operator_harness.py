@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +28,6 @@ CRDS = REPO / "crds"
 RBAC = REPO / "deploy" / "rbac" / "operator.yaml"
 GROUP, VERSION = "ttsfleet.dev", "v1alpha1"
 SERVICE_ACCOUNT = "ttsfleet-operator"
-OWNED_KINDS = ("Deployment", "Service", "ConfigMap", "PodDisruptionBudget")
 MANAGED = "app.kubernetes.io/managed-by=ttsfleet-operator"
 
 
@@ -242,8 +240,3 @@ def pool_yaml(name: str, voices: list[str], **spec: Any) -> str:
             "spec": {"voices": voices, **spec},
         }
     )
-
-
-def settle(seconds: float) -> None:
-    """Give an asynchronous actor time to do something it must not do."""
-    time.sleep(seconds)

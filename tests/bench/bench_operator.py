@@ -1,0 +1,244 @@
+"""Operator benchmark on the real test control plane; prints one table.
+
+    python tests/bench/bench_operator.py [--pools 200] [--samples 30]
+
+Measures, with the operator running as its least-privilege ServiceAccount
+(load reads off, so nothing but the API server on 127.0.0.1 is dialled):
+
+- one pool at a time: apply → Deployment created, apply → pool Ready
+  (p50/p99; Ready includes the scheduler and kwok starting the fake pods);
+- many pools at once: apply → every Deployment created, → every pool Ready;
+- a restart with that many pools: start → every pool reconciled again;
+- the operator's resident memory idle, and with every pool.
+
+The machine is shared and noisy: compare the ratios, not the absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: cluster, integration
+
+import yaml
+from cluster.control_plane import ControlPlane
+from cluster.polling import wait_until
+from integration.test_operator_harness import (
+    GROUP,
+    VERSION,
+    OperatorProcess,
+    install_api,
+    operator_kubeconfig,
+    pool_yaml,
+    voice_yaml,
+)
+from kubernetes import client, watch
+
+NAMESPACE = "bench"
+
+
+class Observer:
+    """Watches (in threads) when each Deployment first appears and each pool first turns Ready."""
+
+    def __init__(self, api: Any) -> None:
+        self.deployed: dict[str, float] = {}
+        self.ready: dict[str, float] = {}
+        self._stop = threading.Event()
+        apps, custom = client.AppsV1Api(api), client.CustomObjectsApi(api)
+        self._threads = [
+            threading.Thread(
+                target=self._watch,
+                args=(apps.list_namespaced_deployment, (NAMESPACE,), self._deployment),
+                daemon=True,
+            ),
+            threading.Thread(
+                target=self._watch,
+                args=(
+                    custom.list_namespaced_custom_object,
+                    (GROUP, VERSION, NAMESPACE, "ttspools"),
+                    self._pool,
+                ),
+                daemon=True,
+            ),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _watch(
+        self, lister: Callable[..., Any], args: tuple[str, ...], record: Callable[[Any], None]
+    ) -> None:
+        while not self._stop.is_set():
+            for event in watch.Watch().stream(lister, *args, timeout_seconds=5):
+                record(event["object"])
+                if self._stop.is_set():
+                    return
+
+    def _deployment(self, deployment: Any) -> None:
+        pool = deployment.metadata.labels.get("ttsfleet.dev/pool", "")
+        self.deployed.setdefault(pool, time.monotonic())
+
+    def _pool(self, pool: dict[str, Any]) -> None:
+        conditions = (pool.get("status") or {}).get("conditions") or []
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+            self.ready.setdefault(pool["metadata"]["name"], time.monotonic())
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def create_pool(custom: Any, name: str) -> None:
+    body = yaml.safe_load(pool_yaml(name, ["joe"]))
+    custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "ttspools", body)
+
+
+def start_operator(plane: ControlPlane, log_dir: Path, index: int) -> OperatorProcess:
+    kubeconfig = operator_kubeconfig(plane, NAMESPACE)
+    operator = OperatorProcess(
+        kubeconfig, NAMESPACE, log_dir / f"operator-{index}.log", ["--interval", "10"]
+    )
+    wait_until(lambda: "Resuming operations" in operator.log(), what="operator at work", timeout=60)
+    return operator
+
+
+def one_at_a_time(custom: Any, observer: Observer, samples: int) -> tuple[list[float], list[float]]:
+    deployed, ready = [], []
+    for index in range(samples):
+        name = f"single-{index}"
+        started = time.monotonic()
+        create_pool(custom, name)
+        wait_until(
+            lambda name=name: name in observer.ready,
+            what=f"{name} Ready",
+            timeout=60,
+            interval=0.01,
+        )
+        deployed.append(observer.deployed[name] - started)
+        ready.append(observer.ready[name] - started)
+    return deployed, ready
+
+
+def all_at_once(custom: Any, observer: Observer, count: int) -> tuple[float, float, float]:
+    """Create ``count`` pools as fast as one client can; time to all deployed, all Ready."""
+    names = [f"fleet-{index}" for index in range(count)]
+    started = time.monotonic()
+    for name in names:
+        create_pool(custom, name)
+    created = time.monotonic() - started
+    wait_until(
+        lambda: all(n in observer.ready for n in names),
+        what=f"{count} pools Ready",
+        timeout=600,
+        interval=0.05,
+    )
+    last_deployed = max(observer.deployed[n] for n in names)
+    last_ready = max(observer.ready[n] for n in names)
+    return created, last_deployed - started, last_ready - started
+
+
+def restart(plane: ControlPlane, log_dir: Path, total: int) -> tuple[OperatorProcess, float]:
+    """Time from a fresh operator process to every existing pool reconciled by it."""
+    started = time.monotonic()
+    operator = start_operator(plane, log_dir, 1)
+    wait_until(
+        lambda: operator.log().count(": reconciled generation") >= total,
+        what=f"{total} pools reconciled after the restart",
+        timeout=600,
+        interval=0.05,
+    )
+    return operator, time.monotonic() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pools", type=int, default=200)
+    parser.add_argument("--samples", type=int, default=30)
+    args = parser.parse_args()
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-operator-"))
+    nodes = max(2, (args.pools + args.samples) // 100 + 1)  # kwok nodes take 110 pods each
+
+    with ControlPlane(gpu_nodes=nodes) as plane, plane.api_client() as api:
+        install_api(plane)
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
+        wait_until(
+            lambda: client.CoreV1Api(api).list_namespaced_service_account(NAMESPACE).items,
+            what="the namespace's default ServiceAccount",
+            timeout=60,
+        )
+        plane.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=voice_yaml("joe"))
+        custom = client.CustomObjectsApi(api)
+        operator = start_operator(plane, log_dir, 0)
+        idle_mib = rss_mib(operator.pid)
+        observer = Observer(api)
+        try:
+            single_deployed, single_ready = one_at_a_time(custom, observer, args.samples)
+            cpu_before = cpu_seconds(operator.pid)
+            fleet_created, fleet_deployed, fleet_ready = all_at_once(custom, observer, args.pools)
+            fleet_cpu = cpu_seconds(operator.pid) - cpu_before
+            time.sleep(15)  # a full autoscaler interval with every pool, then measure
+            full_mib = rss_mib(operator.pid)
+            operator.stop()
+            operator, resync = restart(plane, log_dir, args.pools + args.samples)
+            restarted_mib = rss_mib(operator.pid)
+            operator.stop()
+        finally:
+            observer.stop()
+
+    single = statistics.median(single_ready)
+    rows = [
+        ("apply -> Deployment created, p50", statistics.median(single_deployed), "s"),
+        ("apply -> Deployment created, p99", percentile(single_deployed, 0.99), "s"),
+        ("apply -> pool Ready, p50", single, "s"),
+        ("apply -> pool Ready, p99", percentile(single_ready, 0.99), "s"),
+        (f"{args.pools} pools created by one client (the load itself)", fleet_created, "s"),
+        (f"{args.pools} pools at once -> all Deployments created", fleet_deployed, "s"),
+        (f"{args.pools} pools at once -> all Ready", fleet_ready, "s"),
+        (f"operator CPU time for those {args.pools} pools", fleet_cpu, "s"),
+        (f"restart with {args.pools + args.samples} pools -> all reconciled", resync, "s"),
+        ("operator memory (RSS), no pools", idle_mib, "MiB"),
+        (f"operator memory (RSS), {args.pools + args.samples} pools", full_mib, "MiB"),
+        (
+            f"operator memory (RSS) after restart, {args.pools + args.samples} pools",
+            restarted_mib,
+            "MiB",
+        ),
+    ]
+    print(f"\noperator benchmark ({args.samples} single pools, then {args.pools} at once)")
+    print(f"{'measure':<58} {'value':>9}")
+    for label, value, unit in rows:
+        print(f"{label:<58} {value:>7.2f} {unit}")
+    print(f"\n{args.pools} pools Ready at once / one pool Ready (p50): {fleet_ready / single:.1f}x")
+    print(f"operator CPU per pool: {fleet_cpu / args.pools * 1000:.0f} ms")
+    print(f"memory per pool: {(full_mib - idle_mib) / (args.pools + args.samples) * 1024:.0f} KiB")
+    print(f"operator logs: {log_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
