@@ -223,6 +223,15 @@ def test_missing_voice_degrades_then_recovers(cluster: Cluster, operator: Operat
     assert cluster.condition("english", "Degraded")["status"] == "False"
     cluster.wait(lambda: cluster.events("english", "Recovered"), "a Recovered Event")
 
+    # A voice deleted under a running pool: Degraded, but its pods keep serving.
+    cluster.kubectl("delete", "ttsv", "amy")
+    cluster.wait(
+        lambda: cluster.condition("english", "Degraded").get("reason") == "VoiceMissing",
+        "Degraded again",
+    )
+    assert cluster.condition("english", "Ready")["status"] == "True"
+    assert cluster.deployment("english") is not None
+
 
 def test_rejected_deployment_is_reported(cluster: Cluster, operator: OperatorProcess) -> None:
     bad_affinity = {
