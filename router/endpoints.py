@@ -48,7 +48,9 @@ class Candidate:
 class Endpoint:
     """One pod: its channel and its mutable state."""
 
-    def __init__(self, address: str, pool: str, voices: frozenset[str], channel: grpc.aio.Channel):
+    def __init__(
+        self, address: str, pool: str, voices: frozenset[str], channel: grpc.aio.Channel
+    ) -> None:
         self.address = address
         self.pool = pool
         self.voices = voices

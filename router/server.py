@@ -30,6 +30,10 @@ class RouterServer:
 
     def __init__(self, discovery: Discovery, **settings: Any) -> None:
         self.settings = RouterSettings(**settings)
+        if self.settings.picker not in picking.PICKERS:
+            raise ValueError(
+                f"unknown picker {self.settings.picker!r}; one of {sorted(picking.PICKERS)}"
+            )
         self.metrics = RouterMetrics()
         self.datastore = Datastore(self.settings)
         picker = picking.PICKERS[self.settings.picker]()
