@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 
 import grpc
@@ -68,7 +68,7 @@ class FleetClient:
         )
         return voices
 
-    def stream(self, request: tts_pb2.TTSRequest) -> AsyncIterator[tts_pb2.AudioChunk]:
+    def stream(self, request: tts_pb2.TTSRequest) -> AsyncGenerator[tts_pb2.AudioChunk, None]:
         """PCM16 chunks of the whole text in order; gRPC errors pass through."""
         pieces = list(enumerate(self.fanout.pieces(request.text)))
         live = functools.partial(self._piece_stream, request)

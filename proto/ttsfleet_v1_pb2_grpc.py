@@ -256,3 +256,175 @@ class LoadReporter:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class JobsStub:
+    """Long-form, asynchronous synthesis: a job is accepted at once and its audio
+    collected later. Served by the gateway (`ttsfleet gateway`), next to its
+    HTTP API; see docs/jobs.md.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.SubmitJob = channel.unary_unary(
+                '/ttsfleet.v1.Jobs/SubmitJob',
+                request_serializer=ttsfleet__v1__pb2.SubmitJobRequest.SerializeToString,
+                response_deserializer=ttsfleet__v1__pb2.Job.FromString,
+                _registered_method=True)
+        self.GetJob = channel.unary_unary(
+                '/ttsfleet.v1.Jobs/GetJob',
+                request_serializer=ttsfleet__v1__pb2.GetJobRequest.SerializeToString,
+                response_deserializer=ttsfleet__v1__pb2.Job.FromString,
+                _registered_method=True)
+        self.GetJobAudio = channel.unary_stream(
+                '/ttsfleet.v1.Jobs/GetJobAudio',
+                request_serializer=ttsfleet__v1__pb2.GetJobRequest.SerializeToString,
+                response_deserializer=ttsfleet__v1__pb2.JobAudioChunk.FromString,
+                _registered_method=True)
+
+
+class JobsServicer:
+    """Long-form, asynchronous synthesis: a job is accepted at once and its audio
+    collected later. Served by the gateway (`ttsfleet gateway`), next to its
+    HTTP API; see docs/jobs.md.
+    """
+
+    def SubmitJob(self, request, context):
+        """Accepts a job and answers at once. A repeated idempotency_key returns the
+        job it first created (created = false). Errors: INVALID_ARGUMENT for a bad
+        request, RESOURCE_EXHAUSTED when the backlog is full.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJob(self, request, context):
+        """The job's state and progress; NOT_FOUND for an unknown id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJobAudio(self, request, context):
+        """The succeeded job's audio in chunks; FAILED_PRECONDITION until it has succeeded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_JobsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'SubmitJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitJob,
+                    request_deserializer=ttsfleet__v1__pb2.SubmitJobRequest.FromString,
+                    response_serializer=ttsfleet__v1__pb2.Job.SerializeToString,
+            ),
+            'GetJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJob,
+                    request_deserializer=ttsfleet__v1__pb2.GetJobRequest.FromString,
+                    response_serializer=ttsfleet__v1__pb2.Job.SerializeToString,
+            ),
+            'GetJobAudio': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetJobAudio,
+                    request_deserializer=ttsfleet__v1__pb2.GetJobRequest.FromString,
+                    response_serializer=ttsfleet__v1__pb2.JobAudioChunk.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ttsfleet.v1.Jobs', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ttsfleet.v1.Jobs', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Jobs:
+    """Long-form, asynchronous synthesis: a job is accepted at once and its audio
+    collected later. Served by the gateway (`ttsfleet gateway`), next to its
+    HTTP API; see docs/jobs.md.
+    """
+
+    @staticmethod
+    def SubmitJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ttsfleet.v1.Jobs/SubmitJob',
+            ttsfleet__v1__pb2.SubmitJobRequest.SerializeToString,
+            ttsfleet__v1__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ttsfleet.v1.Jobs/GetJob',
+            ttsfleet__v1__pb2.GetJobRequest.SerializeToString,
+            ttsfleet__v1__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobAudio(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ttsfleet.v1.Jobs/GetJobAudio',
+            ttsfleet__v1__pb2.GetJobRequest.SerializeToString,
+            ttsfleet__v1__pb2.JobAudioChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

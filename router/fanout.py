@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias, TypeVar, cast
 
@@ -120,7 +120,7 @@ async def fan_out(
     synthesize: Callable[[Piece], AsyncIterator[Chunk]],
     parallel: int = 4,
     ahead: int | None = None,
-) -> AsyncIterator[Chunk]:
+) -> AsyncGenerator[Chunk, None]:
     """Yields every piece's chunks in piece order while up to `parallel` pieces synthesize.
 
     A piece is whatever `synthesize` takes: the text, or (index, text) for a

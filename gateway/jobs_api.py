@@ -1,0 +1,91 @@
+"""`/v1/jobs`: submit a job (its id comes back at once), read its status, download its audio."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import StreamingResponse
+
+from ttsfleet.gateway.errors import ApiError, responses
+from ttsfleet.gateway.schemas import JobRequest, JobStatus
+from ttsfleet.jobs.model import AudioFormat, Job, JobSpec
+from ttsfleet.jobs.service import JobService
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+def _service(request: Request) -> JobService:
+    service: JobService = request.app.state.jobs
+    return service
+
+
+def _status(job: Job) -> JobStatus:
+    return JobStatus.model_validate(job.public())
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobStatus,
+    responses={
+        200: {
+            "model": JobStatus,
+            "description": "The job an earlier submission with the same idempotency key created.",
+        },
+        **responses(400, 429),
+    },
+    summary="Submit a long text; the job id comes back at once",
+)
+async def submit_job(
+    body: JobRequest,
+    request: Request,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JobStatus:
+    key = body.idempotency_key or idempotency_key or ""
+    if body.idempotency_key and idempotency_key and body.idempotency_key != idempotency_key:
+        raise ApiError(
+            400, "the Idempotency-Key header and idempotency_key differ", "invalid_request_error",
+            "idempotency_key",
+        )  # fmt: skip
+    spec = JobSpec(
+        text=body.text,
+        voice=body.voice,
+        format=AudioFormat(body.format),
+        speed=body.speed,
+        sample_rate=body.sample_rate or 0,
+        callback_url=body.callback_url or "",
+        idempotency_key=key,
+    )
+    job, created = await _service(request).submit(spec)
+    response.status_code = 202 if created else 200
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return _status(job)
+
+
+@router.get("/{job_id}", response_model=JobStatus, responses=responses(404))
+async def get_job(job_id: str, request: Request) -> JobStatus:
+    """The job's state, progress (pieces done of total), attempts and last error."""
+    return _status(await _service(request).get(job_id))
+
+
+@router.get(
+    "/{job_id}/audio",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"audio/wav": {}, "audio/pcm": {}},
+            "description": "The audio, in the format the job asked for.",
+        },
+        **responses(404, 409),
+    },
+)
+async def get_job_audio(job_id: str, request: Request) -> StreamingResponse:
+    """The succeeded job's audio; 409 while it is queued or running, or if it failed."""
+    audio = await _service(request).audio(job_id)
+    return StreamingResponse(
+        audio.chunks,
+        media_type=audio.job.spec.format.media_type,
+        headers={"Content-Length": str(audio.size)},
+    )

@@ -1,0 +1,63 @@
+"""`ttsfleet gateway`: the HTTP API and the gRPC Jobs service in front of a fleet.
+
+By default it also runs job workers in the same process, with the embedded
+SQLite backend: one process is a complete long-form service. For a cluster,
+point `--backend` at Redis and run `ttsfleet worker` processes beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from ttsfleet import logs
+from ttsfleet.gateway.server import Gateway
+from ttsfleet.jobs import options
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="ttsfleet gateway", description=__doc__)
+    options.add_arguments(parser)
+    add = parser.add_argument
+    add("--host", default="0.0.0.0", help="address to listen on")
+    add("--port", type=int, default=8080, help="HTTP port (0 picks a free one)")
+    add("--grpc-port", type=int, default=50052, help="gRPC Jobs port; -1 turns it off")
+    add("--workers", type=int, default=1, help="jobs run at once in this process (0: none)")
+    add("--max-queued", type=int, default=10_000, help="backlog past which submissions get 429")
+    add("--max-streams", type=int, default=64, help="speech streams at once past which 429")
+    add("--drain-seconds", type=float, default=30.0)
+    add("--log-format", choices=("json", "text"), default="json")
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with options.opened(args) as parts:
+        gateway = Gateway(
+            parts,
+            workers=args.workers,
+            max_queued=args.max_queued,
+            max_streams=args.max_streams,
+            heartbeat_seconds=max(args.lease_seconds / 3, 0.05),
+        )
+        await gateway.start(args.host, args.port, None if args.grpc_port < 0 else args.grpc_port)
+        print(
+            f"ttsfleet gateway: HTTP on {args.host}:{gateway.port}"
+            + (f", gRPC Jobs on {args.host}:{gateway.grpc_port}" if gateway.grpc_port else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+        await stop.wait()
+        await gateway.stop(args.drain_seconds)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    logs.configure("gateway", json_output=args.log_format == "json")
+    return asyncio.run(run(args))

@@ -1,0 +1,90 @@
+"""The worker over real gRPC: a router with timed pods, jobs from both backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from audio_checks import read_wav
+from job_helpers import callback_receiver, sentences, worker_for
+from timed_fleet import SAMPLE_RATE, VOICE, free_port
+
+from ttsfleet.jobs.backend import JobBackend
+from ttsfleet.jobs.model import AudioFormat, JobSpec, JobState
+from ttsfleet.jobs.storage import DirectoryStore
+from ttsfleet.router.server import RouterServer
+
+SAMPLES_PER_WORD = 320  # the timed engine's chunk
+
+
+def address(router: RouterServer) -> str:
+    return f"127.0.0.1:{router.port}"
+
+
+async def test_a_long_job_is_spread_over_pods_and_assembled_in_order(
+    backend: JobBackend, router: RouterServer, tmp_path: Path
+) -> None:
+    text = sentences(24)
+    job, _ = await backend.submit(JobSpec(text=text, voice=VOICE))
+    async with worker_for(backend, tmp_path, address(router)) as worker:
+        ended = await worker.run_once(wait=5.0)
+    assert ended is not None and ended.id == job.id
+    assert ended.state is JobState.SUCCEEDED and ended.attempts == 1
+    assert ended.pieces_done == ended.pieces_total > 4
+    audio = b"".join([c async for c in DirectoryStore(tmp_path).read(ended.result)])
+    rate, samples = read_wav(audio)
+    assert rate == SAMPLE_RATE and samples.size == len(text.split()) * SAMPLES_PER_WORD
+    picks = router.metrics.registry.get_sample_value
+    per_pod = [
+        picks("ttsfleet_router_picks_total", {"pool": "pool", "pod": e.address})
+        for e in router.datastore.endpoints
+    ]
+    assert sum(per_pod) == ended.pieces_total and all(per_pod), per_pod
+
+
+async def test_pcm_results_are_headerless(
+    backend: JobBackend, router: RouterServer, tmp_path: Path
+) -> None:
+    await backend.submit(JobSpec(text="one two three.", format=AudioFormat.PCM, sample_rate=8000))
+    async with worker_for(backend, tmp_path, address(router)) as worker:
+        ended = await worker.run_once(wait=5.0)
+    assert ended is not None and ended.result.endswith(".pcm")
+    assert await DirectoryStore(tmp_path).size(ended.result) == 3 * SAMPLES_PER_WORD
+
+
+async def test_a_wrong_request_fails_at_once_and_calls_back(
+    backend: JobBackend, router: RouterServer, tmp_path: Path
+) -> None:
+    with callback_receiver() as (url, received):
+        job, _ = await backend.submit(JobSpec(text="Hello.", voice="nobody", callback_url=url))
+        async with worker_for(backend, tmp_path, address(router)) as worker:
+            ended = await worker.run_once(wait=5.0)
+    assert ended is not None and ended.state is JobState.FAILED and ended.attempts == 1
+    assert ended.error.startswith("NOT_FOUND: unknown voice 'nobody'")
+    assert received == [ended.public()]
+    assert received[0]["id"] == job.id and received[0]["state"] == "failed"
+
+
+async def test_a_job_that_keeps_failing_is_dead_lettered_with_its_last_error(
+    backend: JobBackend, tmp_path: Path
+) -> None:
+    """No fleet listens on the port: every piece is UNAVAILABLE; pieces, then the job, retry."""
+    job, _ = await backend.submit(JobSpec(text="Nobody will say this."))
+    nowhere = f"127.0.0.1:{free_port()}"
+    async with worker_for(backend, tmp_path, nowhere) as worker:
+        states = [await worker.run_once(wait=5.0) for _ in range(2)]
+    assert [s.state for s in states if s] == [JobState.QUEUED, JobState.DEAD_LETTERED]
+    dead = await backend.get(job.id)
+    assert dead is not None and dead.state is JobState.DEAD_LETTERED
+    assert dead.error.startswith("failed 2 attempts; last: UNAVAILABLE")
+    assert dead.attempts == 2
+
+
+async def test_a_callback_reports_success_with_the_audio_url(
+    backend: JobBackend, router: RouterServer, tmp_path: Path
+) -> None:
+    with callback_receiver() as (url, received):
+        job, _ = await backend.submit(JobSpec(text="Call me back.", callback_url=url))
+        async with worker_for(backend, tmp_path, address(router)) as worker:
+            await worker.run_once(wait=5.0)
+    assert [r["state"] for r in received] == ["succeeded"]
+    assert received[0]["audio_url"] == f"/v1/jobs/{job.id}/audio"
