@@ -205,6 +205,7 @@ def main() -> int:
             full_mib = rss_mib(operator.pid)
             operator.stop()
             operator, resync = restart(plane, log_dir, args.pools + args.samples)
+            resync_cpu = cpu_seconds(operator.pid)
             restarted_mib = rss_mib(operator.pid)
             operator.stop()
         finally:
@@ -221,6 +222,7 @@ def main() -> int:
         (f"{args.pools} pools at once -> all Ready", fleet_ready, "s"),
         (f"operator CPU time for those {args.pools} pools", fleet_cpu, "s"),
         (f"restart with {args.pools + args.samples} pools -> all reconciled", resync, "s"),
+        ("operator CPU time for that restart (start-up included)", resync_cpu, "s"),
         ("operator memory (RSS), no pools", idle_mib, "MiB"),
         (f"operator memory (RSS), {args.pools + args.samples} pools", full_mib, "MiB"),
         (
