@@ -132,7 +132,7 @@ class PiperTorchEngine(VoiceEngine):
         width = window.hi - window.lo
         valid = (frame_lengths[rows] - window.lo).clamp(max=width)
         audio = self._model.decode(
-            z[rows, :, window.lo : window.hi],
+            z[rows, ..., window.lo : window.hi],
             valid if bool((valid < width).any()) else None,
             emit=(window.start - window.lo, window.stop - window.lo),
         )

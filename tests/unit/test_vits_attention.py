@@ -21,10 +21,10 @@ def _naive(attention: RelativeAttention, x: torch.Tensor, length: int) -> torch.
     )
     q = q / math.sqrt(d)
     e_k, e_v = attention.emb_rel_k[0], attention.emb_rel_v[0]
-    out = torch.zeros(heads, d, x.shape[2])
+    out = torch.zeros(heads, d, x.shape[3])
     for h in range(heads):
         for i in range(length):
-            scores = torch.full((x.shape[2],), -1e4)
+            scores = torch.full((x.shape[3],), -1e4)
             for j in range(length):
                 scores[j] = q[h, :, i] @ k[h, :, j]
                 if abs(j - i) <= window:
@@ -34,7 +34,7 @@ def _naive(attention: RelativeAttention, x: torch.Tensor, length: int) -> torch.
                 out[h, :, i] += p[j] * v[h, :, j]
                 if abs(j - i) <= window:
                     out[h, :, i] += p[j] * e_v[j - i + window]
-    return attention.conv_o(out.reshape(1, heads * d, -1))
+    return attention.conv_o(out.reshape(1, heads * d, 1, -1))
 
 
 def test_matches_the_double_loop_on_the_real_positions() -> None:
@@ -43,10 +43,10 @@ def test_matches_the_double_loop_on_the_real_positions() -> None:
     with torch.no_grad():
         attention.emb_rel_k.normal_()
         attention.emb_rel_v.normal_()
-        x = torch.randn(1, 8, 9)
+        x = torch.randn(1, 8, 1, 9)
         length = 7  # two padded positions
-        mask = (torch.arange(9) < length).float().view(1, 1, 9)
-        pair = (mask.unsqueeze(2) * mask.unsqueeze(3)) > 0
+        mask = (torch.arange(9) < length).float().view(1, 1, 1, 9)
+        pair = (mask.transpose(2, 3) * mask) > 0
         ours = attention(x * mask, pair)
         expected = _naive(attention, x * mask, length)
     assert torch.allclose(ours[..., :length], expected[..., :length], atol=1e-5)

@@ -32,29 +32,29 @@ def decoder() -> Decoder:
 
 def test_padded_items_decode_as_if_alone(decoder: Decoder) -> None:
     lengths = torch.tensor([30, 17, 9])
-    z = torch.randn(3, CONFIG.inter, 30) * sequence_mask(lengths, 30)
+    z = torch.randn(3, CONFIG.inter, 1, 30) * sequence_mask(lengths, 30)
     with torch.no_grad():
         batched = decoder(z, sequence_mask(lengths, 30))
         for row, length in enumerate(lengths.tolist()):
-            alone = decoder(z[row : row + 1, :, :length], None)[0]
+            alone = decoder(z[row : row + 1, ..., :length], None)[0]
             assert torch.allclose(batched[row, : length * CONFIG.hop], alone, atol=1e-5)
 
 
 def test_a_window_with_context_decodes_like_the_whole(decoder: Decoder) -> None:
-    z = torch.randn(1, CONFIG.inter, 60)
+    z = torch.randn(1, CONFIG.inter, 1, 60)
     context = context_frames(CONFIG)
     with torch.no_grad():
         whole = decoder(z, None)[0]
         lo, first, stop, hi = 20 - context, 20, 35, 35 + context
-        window = decoder(z[:, :, lo:hi], None, emit=(first - lo, stop - lo))[0]
-        too_little = decoder(z[:, :, first - 1 : hi], None, emit=(1, stop - first + 1))[0]
+        window = decoder(z[..., lo:hi], None, emit=(first - lo, stop - lo))[0]
+        too_little = decoder(z[..., first - 1 : hi], None, emit=(1, stop - first + 1))[0]
     expected = whole[first * CONFIG.hop : stop * CONFIG.hop]
     assert torch.allclose(window, expected, atol=1e-5)
     assert not torch.allclose(too_little, expected, atol=1e-5)
 
 
 def test_block_size_does_not_change_the_audio(decoder: Decoder) -> None:
-    z = torch.randn(2, CONFIG.inter, 40)
+    z = torch.randn(2, CONFIG.inter, 1, 40)
     with torch.no_grad():
         small = decoder(z, None)
         decoder.block = 10_000

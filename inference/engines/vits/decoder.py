@@ -6,11 +6,6 @@ longer latent, the positions past an item's end hold whatever the previous
 layer computed there. Multiplying each convolution's input by the item's
 mask, upsampled to that layer's rate, restores the zeros, so each item's
 audio is the same as when it runs alone.
-
-The generator runs as 2-D convolutions over a [B, C, 1, T] tensor in
-channels-last layout: oneDNN's kernels for few channels and long time axes
-are several times faster in that layout than in the [B, C, T] layout of
-conv1d, and the layout carries through the elementwise steps unchanged.
 """
 
 from __future__ import annotations
@@ -22,22 +17,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ttsfleet.inference.engines.vits.config import VitsConfig
+from ttsfleet.inference.engines.vits.layers import conv
 
 # HiFi-GAN's leaky ReLU slope inside the generator; the last one uses torch's default.
 _SLOPE = 0.1
 _LAST_SLOPE = 0.01
 _EDGE_KERNEL = 7
-_LAYOUT = torch.channels_last
-
-
-def _conv(
-    inputs: int, outputs: int, kernel: int, dilation: int = 1, bias: bool = True
-) -> nn.Conv2d:
-    """A 1-D convolution over time, 'same' padded, as a 2-D one over [B, C, 1, T]."""
-    padding = dilation * (kernel - 1) // 2
-    return nn.Conv2d(
-        inputs, outputs, (1, kernel), dilation=(1, dilation), padding=(0, padding), bias=bias
-    )
 
 
 class ResBlock(nn.Module):
@@ -45,13 +30,13 @@ class ResBlock(nn.Module):
 
     def __init__(self, channels: int, kernel: int, dilations: tuple[int, ...]) -> None:
         super().__init__()
-        self.convs = nn.ModuleList(_conv(channels, channels, kernel, d) for d in dilations)
+        self.convs = nn.ModuleList(conv(channels, channels, kernel, d) for d in dilations)
 
     def forward(self, x: Tensor, first_input: Tensor, mask: Tensor | None) -> Tensor:
         """first_input is leaky_relu(x), masked: the same for every block of a stage."""
         x = self.convs[0](first_input).add_(x)
-        for conv in self.convs[1:]:
-            x = conv(_masked(F.leaky_relu(x, _SLOPE), mask)).add_(x)
+        for step in self.convs[1:]:
+            x = step(_masked(F.leaky_relu(x, _SLOPE), mask)).add_(x)
         return x
 
 
@@ -71,7 +56,7 @@ class Decoder(nn.Module):
         channels = config.dec_channels
         self.rates = config.upsample_rates
         self.block = block
-        self.conv_pre = _conv(config.inter, channels, _EDGE_KERNEL)
+        self.conv_pre = conv(config.inter, channels, _EDGE_KERNEL)
         self.ups = nn.ModuleList()
         self.resblocks = nn.ModuleList()
         for stage, (rate, kernel) in enumerate(
@@ -92,26 +77,22 @@ class Decoder(nn.Module):
             ):
                 self.resblocks.append(ResBlock(stage_channels, block_kernel, dilations))
         self.blocks_per_stage = len(config.resblock_kernels)
-        self.conv_post = _conv(stage_channels, 1, _EDGE_KERNEL, bias=False)
+        self.conv_post = conv(stage_channels, 1, _EDGE_KERNEL, bias=False)
         self.tail_rate = config.hop // config.upsample_rates[0]
         self.tail_context = math.ceil(receptive_reach(config, 1) / self.tail_rate)
-        self.to(memory_format=_LAYOUT)
 
     def forward(
         self, z: Tensor, mask: Tensor | None, emit: tuple[int, int] | None = None
     ) -> Tensor:
-        """z [B, inter, F] (zero past each item's end), mask [B, 1, F] or None → audio.
+        """z [B, inter, 1, F] (zero past each item's end), mask [B, 1, 1, F] or None → audio.
 
         `emit` = (first, stop) frames of z whose audio is wanted (default: all);
         the frames around them are context. Returns [B, (stop - first)·hop].
         """
-        first, stop = emit or (0, z.shape[2])
-        if mask is not None:
-            mask = mask.unsqueeze(2)
-        x = self.conv_pre(z.unsqueeze(2).contiguous(memory_format=_LAYOUT))
-        x, mask = self._stage(0, x, mask)
+        first, stop = emit or (0, z.shape[-1])
+        x, mask = self._stage(0, self.conv_pre(z), mask)
         rate = self.rates[0]
-        length = x.shape[3]
+        length = x.shape[-1]
         pieces = []
         for start in range(first * rate, stop * rate, max(self.block // len(z), 1)):
             end = min(start + max(self.block // len(z), 1), stop * rate)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ttsfleet.inference.engines.vits.config import VitsConfig
-from ttsfleet.inference.engines.vits.layers import ChannelNorm
+from ttsfleet.inference.engines.vits.layers import ChannelNorm, conv, to_time_major
 from ttsfleet.inference.engines.vits.spline import inverse_spline
 
 # The splines' domain; VITS fixes it rather than learning it.
@@ -29,17 +29,10 @@ class DDSConv(nn.Module):
     def __init__(self, channels: int, kernel: int, layers: int) -> None:
         super().__init__()
         self.convs_sep = nn.ModuleList(
-            nn.Conv1d(
-                channels,
-                channels,
-                kernel,
-                groups=channels,
-                dilation=kernel**i,
-                padding=(kernel**i * (kernel - 1)) // 2,
-            )
+            conv(channels, channels, kernel, dilation=kernel**i, groups=channels)
             for i in range(layers)
         )
-        self.convs_1x1 = nn.ModuleList(nn.Conv1d(channels, channels, 1) for _ in range(layers))
+        self.convs_1x1 = nn.ModuleList(conv(channels, channels) for _ in range(layers))
         self.norms_1 = nn.ModuleList(ChannelNorm(channels) for _ in range(layers))
         self.norms_2 = nn.ModuleList(ChannelNorm(channels) for _ in range(layers))
 
@@ -58,22 +51,23 @@ class ConvFlow(nn.Module):
     def __init__(self, config: VitsConfig) -> None:
         super().__init__()
         channels, self.bins = config.dp_channels, config.spline_bins
-        self.pre = nn.Conv1d(1, channels, 1)
+        self.pre = conv(1, channels)
         self.convs = DDSConv(channels, config.dp_kernel, config.dp_layers)
-        self.proj = nn.Conv1d(channels, 3 * self.bins - 1, 1)
+        self.proj = conv(channels, 3 * self.bins - 1)
 
     def reverse(self, z: Tensor, mask: Tensor, condition: Tensor) -> Tensor:
         z0, z1 = z.chunk(2, dim=1)
-        h = self.convs(self.pre(z0) + condition, mask)
-        h = (self.proj(h) * mask).transpose(1, 2)  # [B, T, 3·bins - 1]
+        # condition first: the sum takes its channels-last layout, not z0's.
+        h = self.convs(condition + self.pre(z0), mask)
+        h = to_time_major(self.proj(h) * mask)  # [B, T, 3·bins - 1]
         scale = math.sqrt(self.pre.out_channels)
         z1 = inverse_spline(
-            z1.squeeze(1),
+            z1.flatten(1),
             h[..., : self.bins] / scale,
             h[..., self.bins : 2 * self.bins] / scale,
             h[..., 2 * self.bins :],
             TAIL_BOUND,
-        ).unsqueeze(1)
+        ).view_as(z1)
         return torch.cat([z0, z1], dim=1) * mask
 
 
@@ -86,7 +80,8 @@ class ElementwiseAffine(nn.Module):
         self.logs = nn.Parameter(torch.zeros(channels, 1))
 
     def reverse(self, z: Tensor, mask: Tensor) -> Tensor:
-        return (z - self.m) * torch.exp(-self.logs) * mask
+        m, logs = self.m.view(1, -1, 1, 1), self.logs.view(1, -1, 1, 1)
+        return (z - m) * torch.exp(-logs) * mask
 
 
 class DurationPredictor(nn.Module):
@@ -95,9 +90,9 @@ class DurationPredictor(nn.Module):
     def __init__(self, config: VitsConfig) -> None:
         super().__init__()
         channels = config.dp_channels
-        self.pre = nn.Conv1d(config.hidden, channels, 1)
+        self.pre = conv(config.hidden, channels)
         self.convs = DDSConv(channels, config.dp_kernel, config.dp_layers)
-        self.proj = nn.Conv1d(channels, channels, 1)
+        self.proj = conv(channels, channels)
         # Keyed by their index in the trained model so that parameter names match.
         self.flows = nn.ModuleDict(
             {"0": ElementwiseAffine(2)} | {str(i): ConvFlow(config) for i in config.dp_flows}
@@ -105,10 +100,10 @@ class DurationPredictor(nn.Module):
         self.order = config.dp_flows
 
     def forward(self, hidden: Tensor, mask: Tensor, noise_w: Tensor) -> Tensor:
-        """hidden [B, C, T], mask [B, 1, T], noise_w [B] → log-durations [B, 1, T]."""
+        """hidden [B, C, 1, T], mask [B, 1, 1, T], noise_w [B] → log-durations [B, 1, 1, T]."""
         condition = self.proj(self.convs(self.pre(hidden), mask)) * mask
-        batch, _, length = hidden.shape
-        z = torch.randn(batch, 2, length, device=hidden.device) * noise_w.view(-1, 1, 1)
+        batch, _, _, length = hidden.shape
+        z = torch.randn(batch, 2, 1, length, device=hidden.device) * noise_w.view(-1, 1, 1, 1)
         for index in self.order:
             z = cast(ConvFlow, self.flows[str(index)]).reverse(z.flip(1), mask, condition)
         z = cast(ElementwiseAffine, self.flows["0"]).reverse(z.flip(1), mask)

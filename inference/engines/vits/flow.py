@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ttsfleet.inference.engines.vits.config import VitsConfig
+from ttsfleet.inference.engines.vits.layers import conv
 
 
 class WaveNet(nn.Module):
@@ -23,27 +24,19 @@ class WaveNet(nn.Module):
         super().__init__()
         self.channels = channels
         self.in_layers = nn.ModuleList(
-            nn.Conv1d(
-                channels,
-                2 * channels,
-                kernel,
-                dilation=dilation_rate**i,
-                padding=(dilation_rate**i * (kernel - 1)) // 2,
-            )
-            for i in range(layers)
+            conv(channels, 2 * channels, kernel, dilation=dilation_rate**i) for i in range(layers)
         )
         self.res_skip_layers = nn.ModuleList(
-            nn.Conv1d(channels, channels if i == layers - 1 else 2 * channels, 1)
-            for i in range(layers)
+            conv(channels, channels if i == layers - 1 else 2 * channels) for i in range(layers)
         )
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         skip = torch.zeros_like(x)
         last = len(self.in_layers) - 1
-        for i, (conv, res_skip) in enumerate(
+        for i, (in_layer, res_skip) in enumerate(
             zip(self.in_layers, self.res_skip_layers, strict=True)
         ):
-            gate = conv(x)
+            gate = in_layer(x)
             acts = torch.tanh(gate[:, : self.channels]) * torch.sigmoid(gate[:, self.channels :])
             out = res_skip(acts)
             if i == last:
@@ -60,11 +53,11 @@ class CouplingLayer(nn.Module):
     def __init__(self, config: VitsConfig) -> None:
         super().__init__()
         half = config.inter // 2
-        self.pre = nn.Conv1d(half, config.flow_hidden, 1)
+        self.pre = conv(half, config.flow_hidden)
         self.enc = WaveNet(
             config.flow_hidden, config.wn_kernel, config.wn_layers, config.wn_dilation_rate
         )
-        self.post = nn.Conv1d(config.flow_hidden, half, 1)
+        self.post = conv(config.flow_hidden, half)
 
     def reverse(self, z: Tensor, mask: Tensor) -> Tensor:
         z0, z1 = z.chunk(2, dim=1)

@@ -15,7 +15,7 @@ from ttsfleet.inference.engines.vits.config import VitsConfig
 from ttsfleet.inference.engines.vits.decoder import Decoder
 from ttsfleet.inference.engines.vits.duration import DurationPredictor
 from ttsfleet.inference.engines.vits.flow import Flow
-from ttsfleet.inference.engines.vits.layers import sequence_mask
+from ttsfleet.inference.engines.vits.layers import LAYOUT, sequence_mask
 from ttsfleet.inference.engines.vits.text_encoder import TextEncoder
 
 
@@ -29,6 +29,7 @@ class Synthesizer(nn.Module):
         self.dp = DurationPredictor(config)
         self.flow = Flow(config)
         self.dec = Decoder(config)
+        self.to(memory_format=LAYOUT)
 
     def latents(
         self,
@@ -38,25 +39,26 @@ class Synthesizer(nn.Module):
         noise_scale: Tensor,
         noise_w: Tensor,
     ) -> tuple[Tensor, Tensor]:
-        """ids [B, T] padded, the rest [B] → latent z [B, inter, F] and frame counts [B].
+        """ids [B, T] padded, the rest [B] → latent z [B, inter, 1, F] and frame counts [B].
 
         Each item has its own scales, so one batch can mix speaking rates.
         """
         mask = sequence_mask(lengths, ids.shape[1])
         hidden, mean, log_std = self.enc_p(ids, mask)
         log_w = self.dp(hidden, mask, noise_w)
-        durations = torch.ceil(torch.exp(log_w) * mask * length_scale.view(-1, 1, 1)).squeeze(1)
+        durations = torch.ceil(torch.exp(log_w) * mask * length_scale.view(-1, 1, 1, 1)).flatten(1)
         ends = torch.cumsum(durations, dim=1)  # [B, T]: the frame after each phoneme
         frame_lengths = ends[:, -1].clamp_min(1).long()
         frames = int(frame_lengths.max())
         position = torch.arange(frames, device=ids.device, dtype=ends.dtype).repeat(len(ids), 1)
         # Which phoneme each frame repeats; frames past the last phoneme get none.
         owner = torch.searchsorted(ends, position, right=True)
-        aligned = (position < ends[:, -1:]).unsqueeze(1).to(mean.dtype)
-        index = owner.clamp_max(ids.shape[1] - 1).unsqueeze(1).expand(-1, mean.shape[1], -1)
-        mean = mean.gather(2, index) * aligned
-        log_std = log_std.gather(2, index) * aligned
-        noise = torch.randn_like(mean) * torch.exp(log_std) * noise_scale.view(-1, 1, 1)
+        aligned = (position < ends[:, -1:]).view(len(ids), 1, 1, -1).to(mean.dtype)
+        index = owner.clamp_max(ids.shape[1] - 1).view(len(ids), 1, 1, -1)
+        index = index.expand(-1, mean.shape[1], -1, -1)
+        mean = mean.gather(3, index).contiguous(memory_format=LAYOUT) * aligned
+        log_std = log_std.gather(3, index).contiguous(memory_format=LAYOUT) * aligned
+        noise = torch.randn_like(mean) * torch.exp(log_std) * noise_scale.view(-1, 1, 1, 1)
         frame_mask = sequence_mask(frame_lengths, frames)
         z = self.flow.reverse(mean + noise, frame_mask)
         return z * frame_mask, frame_lengths
@@ -64,10 +66,10 @@ class Synthesizer(nn.Module):
     def decode(
         self, z: Tensor, lengths: Tensor | None, emit: tuple[int, int] | None = None
     ) -> Tensor:
-        """z [B, inter, F] → audio of frames emit = [first, stop) (default all), [B, samples].
+        """z [B, inter, 1, F] → audio of frames emit = [first, stop) (default all), [B, samples].
 
         lengths [B] when items end before F; frames outside `emit` are context.
         """
-        mask = None if lengths is None else sequence_mask(lengths, z.shape[2])
+        mask = None if lengths is None else sequence_mask(lengths, z.shape[-1])
         audio: Tensor = self.dec(z, mask, emit)
         return audio

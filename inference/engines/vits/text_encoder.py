@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ttsfleet.inference.engines.vits.config import VitsConfig
-from ttsfleet.inference.engines.vits.layers import ChannelNorm
+from ttsfleet.inference.engines.vits.layers import ChannelNorm, conv, from_time_major
 
 # Score given to padded keys: the value VITS was trained and exported with.
 _MASKED_SCORE = -1e4
@@ -29,21 +29,24 @@ class RelativeAttention(nn.Module):
         self.n_heads = n_heads
         self.window = window
         self.head_channels = channels // n_heads
-        self.conv_q = nn.Conv1d(channels, channels, 1)
-        self.conv_k = nn.Conv1d(channels, channels, 1)
-        self.conv_v = nn.Conv1d(channels, channels, 1)
-        self.conv_o = nn.Conv1d(channels, channels, 1)
+        self.conv_q = conv(channels, channels)
+        self.conv_k = conv(channels, channels)
+        self.conv_v = conv(channels, channels)
+        self.conv_o = conv(channels, channels)
         # One table shared by all heads (VITS's heads_share=True).
         self.emb_rel_k = nn.Parameter(torch.zeros(1, 2 * window + 1, self.head_channels))
         self.emb_rel_v = nn.Parameter(torch.zeros(1, 2 * window + 1, self.head_channels))
 
     def forward(self, x: Tensor, pair_mask: Tensor) -> Tensor:
-        """x [B, C, T]; pair_mask [B, 1, T, T] bool, True where query and key are both real."""
-        batch, channels, length = x.shape
+        """x [B, C, 1, T]; pair_mask [B, 1, T, T] bool, True where query and key are both real."""
+        batch, channels, _, length = x.shape
         q, k, v = (
-            conv(x).view(batch, self.n_heads, self.head_channels, length).transpose(2, 3)
-            for conv in (self.conv_q, self.conv_k, self.conv_v)
-        )
+            project(x)
+            .permute(0, 2, 3, 1)
+            .reshape(batch, length, self.n_heads, self.head_channels)
+            .transpose(1, 2)
+            for project in (self.conv_q, self.conv_k, self.conv_v)
+        )  # [B, H, T, d]
         q = q / math.sqrt(self.head_channels)
         offsets = torch.arange(length, device=x.device)
         relative = offsets[None, :] - offsets[:, None]  # key - query, [T, T]
@@ -63,7 +66,9 @@ class RelativeAttention(nn.Module):
             3, along_band.expand(batch, self.n_heads, length, 2 * self.window + 1)
         )
         out = torch.matmul(weights, v) + torch.matmul(offset_weights, self.emb_rel_v)
-        projected: Tensor = self.conv_o(out.transpose(2, 3).reshape(batch, channels, length))
+        projected: Tensor = self.conv_o(
+            from_time_major(out.transpose(1, 2).reshape(batch, length, channels))
+        )
         return projected
 
 
@@ -72,8 +77,8 @@ class FeedForward(nn.Module):
 
     def __init__(self, channels: int, hidden: int, kernel: int) -> None:
         super().__init__()
-        self.conv_1 = nn.Conv1d(channels, hidden, kernel, padding=kernel // 2)
-        self.conv_2 = nn.Conv1d(hidden, channels, kernel, padding=kernel // 2)
+        self.conv_1 = conv(channels, hidden, kernel)
+        self.conv_2 = conv(hidden, channels, kernel)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         x = torch.relu(self.conv_1(x * mask))
@@ -91,12 +96,12 @@ class TextEncoder(nn.Module):
         channels = config.hidden
         self.emb = nn.Embedding(config.n_vocab, channels)
         self.encoder = _Encoder(config)
-        self.proj = nn.Conv1d(channels, 2 * config.inter, 1)
+        self.proj = conv(channels, 2 * config.inter)
 
     def forward(self, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """ids [B, T], mask [B, 1, T] → hidden [B, C, T], prior mean and log-std [B, inter, T]."""
-        x = self.emb(ids) * math.sqrt(self.emb.embedding_dim)
-        hidden = self.encoder(x.transpose(1, 2) * mask, mask)
+        """ids [B, T], mask [B, 1, 1, T] → hidden [B, C, 1, T], prior mean and log-std."""
+        x = from_time_major(self.emb(ids) * math.sqrt(self.emb.embedding_dim))
+        hidden = self.encoder(x * mask, mask)
         mean, log_std = (self.proj(hidden) * mask).chunk(2, dim=1)
         return hidden, mean, log_std
 
@@ -119,7 +124,7 @@ class _Encoder(nn.Module):
         self.norm_layers_2 = nn.ModuleList(ChannelNorm(channels) for _ in range(config.n_layers))
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        pair_mask = (mask.unsqueeze(2) * mask.unsqueeze(3)) > 0
+        pair_mask = (mask.transpose(2, 3) * mask) > 0
         for attention, norm_1, ffn, norm_2 in zip(
             self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2, strict=True
         ):
