@@ -127,6 +127,8 @@ class Reconciler:
 
     async def reconcile(self, views: Views, key: PoolKey) -> None:
         """Apply everything the pool owns, then its status."""
+        if views.pool(key) is None:
+            return  # deleted meanwhile: keep no state for it
         state = self._fleet[key]
         async with state.lock:
             body = views.pool(key)
@@ -204,6 +206,8 @@ class Reconciler:
         await self.reconcile(views, key)
 
     async def publish_status(self, views: Views, key: PoolKey) -> None:
+        if views.pool(key) is None:
+            return  # deleted meanwhile: keep no state for it
         state = self._fleet[key]
         async with state.lock:
             await self._publish(views, key, state)

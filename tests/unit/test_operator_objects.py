@@ -1,4 +1,4 @@
-"""The operator's pure parts: owned-object builders, drift detection, status."""
+"""The operator's pure parts: owned objects, drift, status, which pods to read load from."""
 
 from typing import Any
 
@@ -9,6 +9,7 @@ from ttsfleet.manifests import pool_from_manifest, voice_from_manifest
 from ttsfleet.operator import objects
 from ttsfleet.operator.autoscale_policy import LoadSample
 from ttsfleet.operator.drift import differences
+from ttsfleet.operator.load import PodInfo, template_resolver
 from ttsfleet.operator.status import Observed, Problem, conditions, merge_conditions, pool_status
 
 REF = objects.PoolRef(namespace="speech", name="english", uid="1234")
@@ -383,3 +384,36 @@ def test_status_fields() -> None:
     }
     # Without load reports the queue depth is absent, not zero.
     assert "queueDepth" not in pool_status(observed(), {}, observed_generation=1, now="t")
+
+
+# --- load reading: which pods, at which address -----------------------------
+
+
+def pod(ready: str = "True", ip: str = "203.0.113.7", **meta: Any) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "namespace": "speech",
+            "name": "p-1",
+            "labels": {"ttsfleet.dev/pool": "english"},
+            **meta,
+        },
+        "status": {"podIP": ip, "conditions": [{"type": "Ready", "status": ready}]},
+    }
+
+
+def test_pod_info_reads_readiness_and_address() -> None:
+    info = PodInfo.of(pod())
+    assert (info.pool, info.ip, info.ready) == ("english", "203.0.113.7", True)
+    assert not PodInfo.of(pod(ready="False")).ready
+    assert not PodInfo.of(pod(deletionTimestamp="2026-01-01T00:00:00Z")).ready
+
+
+def test_address_templates() -> None:
+    assert template_resolver("") is None  # load reads off
+    default = template_resolver("{ip}:50051")
+    assert default is not None
+    assert default(PodInfo.of(pod())) == "203.0.113.7:50051"
+    assert default(PodInfo.of(pod(ip=""))) is None  # no IP yet: nothing to dial
+    named = template_resolver("{name}.{pool}.{namespace}.svc:50051")
+    assert named is not None
+    assert named(PodInfo.of(pod())) == "p-1.english.speech.svc:50051"
