@@ -62,7 +62,7 @@ class Worker:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def run(self, stop: asyncio.Event, claim_wait: float = 1.0) -> None:
+    async def run(self, stop: asyncio.Event, claim_wait: float = 0.25) -> None:
         """Works until `stop` is set (finishing the jobs in hand) or until cancelled.
 
         Cancelled, it hands the jobs in hand back to the queue (see `run_once`).

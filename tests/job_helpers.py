@@ -10,9 +10,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from ttsfleet.gateway.server import Gateway
 from ttsfleet.jobs.backend import JobBackend
 from ttsfleet.jobs.fleet_client import FleetClient
+from ttsfleet.jobs.options import Parts
 from ttsfleet.jobs.retry import RetryPolicy
+from ttsfleet.jobs.sqlite_backend import SqliteBackend
 from ttsfleet.jobs.storage import DirectoryStore
 from ttsfleet.jobs.worker import Worker
 from ttsfleet.router.fanout import FanoutPolicy
@@ -24,9 +27,7 @@ QUICK_RETRY = RetryPolicy(piece_attempts=2, job_attempts=2, backoff_seconds=0.05
 
 def sentences(count: int, words_each: int = 5) -> str:
     """`count` sentences of `words_each` words: the timed engine streams one chunk per word."""
-    return " ".join(
-        " ".join(f"s{i}w{j}" for j in range(words_each)) + "." for i in range(count)
-    )
+    return " ".join(" ".join(f"s{i}w{j}" for j in range(words_each)) + "." for i in range(count))
 
 
 @contextlib.asynccontextmanager
@@ -40,6 +41,26 @@ async def worker_for(
     finally:
         await worker.close()
         await fleet.close()
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    workdir: Path, router_port: int, **settings: Any
+) -> AsyncIterator[Gateway]:
+    backend = await SqliteBackend.open(workdir / "jobs.db", lease_seconds=2.0)
+    fleet = FleetClient(f"127.0.0.1:{router_port}", FANOUT, QUICK_RETRY, piece_timeout=10.0)
+    gateway = Gateway(
+        Parts(backend, DirectoryStore(workdir / "results"), fleet),
+        heartbeat_seconds=0.2,
+        **settings,
+    )
+    await gateway.start("127.0.0.1", 0, 0)
+    try:
+        yield gateway
+    finally:
+        await gateway.stop(2.0)
+        await fleet.close()
+        await backend.close()
 
 
 @contextlib.contextmanager
