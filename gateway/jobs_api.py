@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import StreamingResponse
 
-from ttsfleet.gateway.errors import ApiError, responses
+from ttsfleet.gateway.errors import responses
 from ttsfleet.gateway.schemas import JobRequest, JobStatus
 from ttsfleet.jobs.model import AudioFormat, Job, JobSpec
 from ttsfleet.jobs.service import JobService
@@ -44,11 +44,6 @@ async def submit_job(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JobStatus:
     key = body.idempotency_key or idempotency_key or ""
-    if body.idempotency_key and idempotency_key and body.idempotency_key != idempotency_key:
-        raise ApiError(
-            400, "the Idempotency-Key header and idempotency_key differ", "invalid_request_error",
-            "idempotency_key",
-        )  # fmt: skip
     spec = JobSpec(
         text=body.text,
         voice=body.voice,

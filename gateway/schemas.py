@@ -41,7 +41,7 @@ class JobRequest(BaseModel):
         None,
         max_length=MAX_IDEMPOTENCY_KEY,
         description="Submitting the same key again returns the first job instead of a new one "
-        "(the Idempotency-Key header does the same).",
+        "(the Idempotency-Key header does the same; this field wins if both are given).",
     )
 
 
