@@ -1,0 +1,57 @@
+"""Fan-out with the real voice: pieces spoken on two pods join into the audio of one request."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from audio_checks import assert_speech, pcm16
+from timed_fleet import running_router
+from voices import JOE_QUIET, load_engines, pod_config, running_server
+
+from ttsfleet.inference.server import InferenceServer
+from ttsfleet.jobs.fleet_client import FleetClient
+from ttsfleet.proto import tts_pb2
+from ttsfleet.router.fanout import FanoutPolicy
+
+TEXT = (
+    "The quick brown fox jumps over the lazy dog. It was not amused. "
+    "Then the dog got up, shook itself, and walked away. The fox stayed where it was! "
+    "Would the dog come back? Nobody knew. The sun went down over the quiet farm."
+)
+
+
+@pytest.fixture(scope="module")
+def engines() -> dict[str, Any]:
+    return load_engines(JOE_QUIET)
+
+
+@pytest.fixture
+async def two_pods(engines: dict[str, Any]) -> AsyncIterator[list[InferenceServer]]:
+    async with (
+        running_server(pod_config(JOE_QUIET), engines) as a,
+        running_server(pod_config(JOE_QUIET), engines) as b,
+    ):
+        yield [a, b]
+
+
+async def test_fanned_out_speech_equals_one_request(two_pods: list[InferenceServer]) -> None:
+    """Noise off makes the voice deterministic; pieces are whole sentences, so nothing changes."""
+    voices = (JOE_QUIET.name,)
+    async with running_router(two_pods, voices=voices, default_voice=JOE_QUIET.name) as router:
+        address = f"127.0.0.1:{router.port}"
+        whole = FleetClient(address, FanoutPolicy(min_chars=10_000))
+        split = FleetClient(address, FanoutPolicy(min_chars=50, piece_chars=60, max_chars=120))
+        try:
+            request = tts_pb2.TTSRequest(text=TEXT)
+            one = await whole.synthesize(request, lambda done, total: None)
+            pieces: list[int] = []
+            fanned = await split.synthesize(request, lambda done, total: pieces.append(total))
+        finally:
+            await whole.close()
+            await split.close()
+    assert pieces[-1] >= 4
+    assert fanned.sample_rate == one.sample_rate == 22050
+    assert_speech(pcm16(fanned.pcm), fanned.sample_rate, TEXT)
+    assert fanned.pcm == one.pcm
