@@ -68,7 +68,8 @@ class PiperTorchEngine(VoiceEngine):
         )
         onnx_voice = OnnxVoice(model_path)
         config = read_config(onnx_voice)
-        model = Synthesizer(config)
+        # Time blocks keep the decoder in cache on CPU; a GPU wants whole windows.
+        model = Synthesizer(config, decoder_block=None if self._device.type == "cuda" else 512)
         load_weights(model, onnx_voice)
         self._model = model.eval().to(self._device)
         self._hop = config.hop

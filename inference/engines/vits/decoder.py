@@ -43,15 +43,15 @@ class ResBlock(nn.Module):
 class Decoder(nn.Module):
     """Upsampling stages, each followed by parallel residual blocks that are averaged.
 
-    After the first stage the waveform-rate stages run block by block over
-    time: at audio rate their activations are large (32 channels for every
-    sample), and a block's activations fit in cache where a whole
-    utterance's do not, which on CPU is worth far more than the few
-    positions of context each block decodes twice. `block` is counted in positions after the first
-    upsampling, for the whole batch.
+    On CPU, the stages after the first run block by block over time: at
+    audio rate their activations are large (32 channels for every sample),
+    a block's stay in cache where a whole utterance's do not, and that is
+    worth far more than the few positions of context each block decodes
+    twice. `block` counts positions after the first upsampling (64 frames
+    for 512 at medium quality); None runs whole windows, as suits a GPU.
     """
 
-    def __init__(self, config: VitsConfig, block: int = 512) -> None:
+    def __init__(self, config: VitsConfig, block: int | None = 512) -> None:
         super().__init__()
         channels = config.dec_channels
         self.rates = config.upsample_rates
@@ -93,9 +93,10 @@ class Decoder(nn.Module):
         x, mask = self._stage(0, self.conv_pre(z), mask)
         rate = self.rates[0]
         length = x.shape[-1]
+        block = self.block or (stop - first) * rate
         pieces = []
-        for start in range(first * rate, stop * rate, max(self.block // len(z), 1)):
-            end = min(start + max(self.block // len(z), 1), stop * rate)
+        for start in range(first * rate, stop * rate, block):
+            end = min(start + block, stop * rate)
             lo = max(start - self.tail_context, 0)
             hi = min(end + self.tail_context, length)
             audio = self._tail(x[..., lo:hi], None if mask is None else mask[..., lo:hi])

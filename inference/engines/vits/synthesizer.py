@@ -22,13 +22,13 @@ from ttsfleet.inference.engines.vits.text_encoder import TextEncoder
 class Synthesizer(nn.Module):
     """Module names follow Piper's (enc_p, dp, flow, dec) so every parameter keeps its name."""
 
-    def __init__(self, config: VitsConfig) -> None:
+    def __init__(self, config: VitsConfig, decoder_block: int | None = 512) -> None:
         super().__init__()
         self.config = config
         self.enc_p = TextEncoder(config)
         self.dp = DurationPredictor(config)
         self.flow = Flow(config)
-        self.dec = Decoder(config)
+        self.dec = Decoder(config, decoder_block)
         self.to(memory_format=LAYOUT)
 
     def latents(
