@@ -56,9 +56,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--load-address",
         default=_env("LOAD_ADDRESS", DEFAULT_ADDRESS),
         help="where a pod's LoadReporter answers: a template with {ip}, {name}, {namespace}, "
-        "{pool}; empty disables load reads and so autoscaling (env TTSFLEET_LOAD_ADDRESS)",
+        "{pool}; empty disables load reads, leaving the autoscaler only its min/max bounds "
+        "(env TTSFLEET_LOAD_ADDRESS)",
     )
-    parser.add_argument("--load-timeout", type=float, default=float(_env("LOAD_TIMEOUT", "2")))
+    parser.add_argument(
+        "--load-timeout",
+        type=float,
+        default=float(_env("LOAD_TIMEOUT", "2")),
+        help="seconds to wait for one pod's load report",
+    )
     parser.add_argument(
         "--interval",
         type=float,

@@ -78,8 +78,10 @@ class OperatorProcess:
         ]  # fmt: skip
         env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
         with log.open("ab") as out:
+            # cwd is on sys.path with -m: never the repository root (its operator/
+            # would shadow the standard library's operator module).
             self._proc = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO / "tests"
+                argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=log.parent
             )
 
     @property
@@ -174,8 +176,10 @@ class Cluster:
             raise
         return result
 
-    def condition(self, pool: str, kind: str) -> dict[str, Any]:
-        conditions = ((self.pool(pool) or {}).get("status") or {}).get("conditions") or []
+    def condition(self, pool: str, kind: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One condition of the pool (of ``body`` if given, else as stored now)."""
+        body = body if body is not None else self.pool(pool)
+        conditions = ((body or {}).get("status") or {}).get("conditions") or []
         return next((c for c in conditions if c["type"] == kind), {})
 
     def deployment(self, pool: str) -> Any:
@@ -210,10 +214,12 @@ class Cluster:
 
     def wait_ready(self, pool: str, timeout: float = 60) -> dict[str, Any]:
         def ready() -> dict[str, Any] | None:
-            body = self.pool(pool) or {}
+            body = self.pool(pool)
+            if body is None:
+                return None
             status = body.get("status") or {}
             current = status.get("observedGeneration") == body["metadata"]["generation"]
-            ok = self.condition(pool, "Ready").get("status") == "True"
+            ok = self.condition(pool, "Ready", body).get("status") == "True"
             return body if current and ok else None
 
         return self.wait(ready, f"TTSPool {pool} Ready", timeout)  # type: ignore[no-any-return]
