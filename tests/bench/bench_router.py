@@ -200,7 +200,7 @@ def ms(seconds: float) -> str:
 
 async def bench(rounds: int, per_client: int) -> None:
     passing = await pass_through(rounds, per_client)
-    uneven = await uneven_pods(rounds, max(per_client // 3, 4))
+    uneven = await uneven_pods(rounds, max(per_client // 2, 4))
     proxy = passing["bare grpc.aio proxy"]
     throughput = lambda run: run.streams_per_second  # noqa: E731
     print(
@@ -253,8 +253,8 @@ def main() -> None:
     child_proxy = sub.add_parser("proxy", help="(internal) the bare pass-through proxy")
     child_proxy.add_argument("--upstream", required=True)
     child_proxy.add_argument("--port", type=int, required=True)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=30, help="streams per client per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=20, help="streams per client per round")
     args = parser.parse_args()
     if args.mode == "proxy":
         asyncio.run(serve_proxy(args.upstream, args.port))
