@@ -218,7 +218,7 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
 
 
 class LoadReporterService(ttsfleet_v1_pb2_grpc.LoadReporterServicer):
-    """Streams the pod's load to the router whenever it changes."""
+    """Streams the pod's load to the router whenever it changes, until the pod drains."""
 
     def __init__(self, scheduler: Scheduler, voices: list[str]) -> None:
         self._scheduler = scheduler
@@ -242,7 +242,10 @@ class LoadReporterService(ttsfleet_v1_pb2_grpc.LoadReporterServicer):
         min_interval = max(request.min_interval_ms or 20, 5) / 1000
         max_interval = max((request.max_interval_ms or 1000) / 1000, min_interval)
         while True:
-            yield self.report()
+            report = self.report()
+            yield report
+            if report.draining:
+                return  # an open watch must not hold up the pod's shutdown
             await asyncio.sleep(min_interval)
             await self._scheduler.wait_for_change(max_interval - min_interval)
 

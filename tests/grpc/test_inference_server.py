@@ -197,8 +197,14 @@ async def test_draining_finishes_accepted_work_and_refuses_new(
         stub = tts_pb2_grpc.TTSServiceStub(channel)
         accepted = asyncio.ensure_future(stub.Synthesize(tts_pb2.TTSRequest(text=TEXT)))
         await _until(lambda: server.scheduler.load.in_flight == 1)
+        watch = ttsfleet_v1_pb2_grpc.LoadReporterStub(channel).WatchLoad(
+            ttsfleet_v1_pb2.WatchLoadRequest(min_interval_ms=5)
+        )
         stopping = asyncio.ensure_future(server.stop(grace=30))
         await _until(lambda: server.scheduler.load.draining)
+        reports = [r async for r in watch]
+        assert reports[-1].draining, "the load watch ends by saying the pod drains"
+
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await stub.Synthesize(tts_pb2.TTSRequest(text="too late"))
         assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
