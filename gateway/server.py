@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import uvicorn
@@ -20,8 +22,11 @@ from grpc_reflection.v1alpha import reflection
 
 from ttsfleet.gateway.app import create_app
 from ttsfleet.gateway.grpc_jobs import JobsService
+from ttsfleet.jobs.fleet_client import FleetClient
 from ttsfleet.jobs.options import Parts
 from ttsfleet.jobs.service import JobService
+from ttsfleet.jobs.sqlite_backend import SqliteBackend
+from ttsfleet.jobs.storage import DirectoryStore
 from ttsfleet.jobs.worker import Worker
 from ttsfleet.proto import ttsfleet_v1_pb2, ttsfleet_v1_pb2_grpc
 
@@ -111,3 +116,18 @@ class Gateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.worker:
             await self.worker.close()
+
+
+@contextlib.asynccontextmanager
+async def local_gateway(router: str, host: str, port: int, state: Path) -> AsyncIterator[Gateway]:
+    """The HTTP gateway for `ttsfleet up --http-port`: jobs in SQLite under `state`, one worker."""
+    backend = await SqliteBackend.open(state / "jobs.db")
+    fleet = FleetClient(router)
+    gateway = Gateway(Parts(backend, DirectoryStore(state / "results"), fleet))
+    try:
+        await gateway.start(host, port, None)
+        yield gateway
+    finally:
+        await gateway.stop()
+        await fleet.close()
+        await backend.close()

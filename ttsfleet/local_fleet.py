@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -157,6 +158,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=50051, help="front door port")
     parser.add_argument("--drain-seconds", type=float, default=30.0)
     parser.add_argument("--log-format", choices=("json", "text"), default=None)
+    parser.add_argument(
+        "--http-port", type=int, default=None, help="also serve the HTTP gateway on this port"
+    )
+    parser.add_argument(
+        "--jobs-dir", type=Path, default=Path("ttsfleet-jobs"), help="the gateway's jobs and audio"
+    )
     return parser.parse_args(argv)
 
 
@@ -177,8 +184,16 @@ async def run(args: argparse.Namespace, log_format: str) -> int:
             await local.stop(grace=5)
             raise
         _announce(local, args.host, port)
-        await stop.wait()
-        print("\nttsfleet: draining...", file=sys.stderr)
+        async with contextlib.AsyncExitStack() as http:
+            if args.http_port is not None:
+                from ttsfleet.gateway.server import local_gateway  # needs the gateway extra
+
+                gateway = await http.enter_async_context(
+                    local_gateway(f"127.0.0.1:{port}", args.host, args.http_port, args.jobs_dir)
+                )
+                print(f"HTTP gateway (jobs, /v1/audio/speech) on {args.host}:{gateway.port}")
+            await stop.wait()
+            print("\nttsfleet: draining...", file=sys.stderr)
         await router.stop(args.drain_seconds)
         await local.stop(args.drain_seconds)
     return 0
