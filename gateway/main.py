@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 
 from ttsfleet import logs
@@ -33,17 +32,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = options.stop_on_signals()
     async with options.opened(args) as parts:
         gateway = Gateway(
             parts,
             workers=args.workers,
             max_queued=args.max_queued,
             max_streams=args.max_streams,
-            heartbeat_seconds=max(args.lease_seconds / 3, 0.05),
         )
         await gateway.start(args.host, args.port, None if args.grpc_port < 0 else args.grpc_port)
         print(

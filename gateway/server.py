@@ -50,7 +50,6 @@ class Gateway:
         workers: int = 1,
         max_queued: int = 10_000,
         max_streams: int = 64,
-        heartbeat_seconds: float = 1.0,
     ) -> None:
         self.jobs = JobService(parts.backend, parts.results, parts.fleet, max_queued)
         self.app = create_app(self.jobs, parts.fleet, max_streams)
@@ -60,7 +59,7 @@ class Gateway:
                 parts.results,
                 parts.fleet,
                 concurrency=workers,
-                heartbeat_seconds=heartbeat_seconds,
+                heartbeat_seconds=parts.heartbeat_seconds,
             )
             if workers
             else None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 
 from ttsfleet import logs
 from ttsfleet.jobs import options
@@ -26,10 +25,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = options.stop_on_signals()
     async with options.opened(args) as parts:
         worker = Worker(
             parts.backend,
@@ -37,7 +33,7 @@ async def run(args: argparse.Namespace) -> int:
             parts.fleet,
             name=args.name,
             concurrency=args.concurrency,
-            heartbeat_seconds=max(args.lease_seconds / 3, 0.05),
+            heartbeat_seconds=parts.heartbeat_seconds,
         )
         running = asyncio.ensure_future(worker.run(stop))
         await stop.wait()

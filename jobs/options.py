@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +60,8 @@ class Parts:
     backend: JobBackend
     results: DirectoryStore
     fleet: FleetClient
+    # A third of the lease: two missed heartbeats still keep the job.
+    heartbeat_seconds: float = 10.0
 
 
 @contextlib.asynccontextmanager
@@ -73,7 +77,17 @@ async def opened(args: argparse.Namespace) -> AsyncIterator[Parts]:
     backend = await open_backend(args.backend, args.lease_seconds)
     fleet = FleetClient(args.router, fanout, retry, token=args.token)
     try:
-        yield Parts(backend, DirectoryStore(args.results), fleet)
+        heartbeat = max(args.lease_seconds / 3, 0.05)
+        yield Parts(backend, DirectoryStore(args.results), fleet, heartbeat)
     finally:
         await fleet.close()
         await backend.close()
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT: the commands drain when it is."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

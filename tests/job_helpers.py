@@ -50,8 +50,7 @@ async def running_gateway(
     backend = await SqliteBackend.open(workdir / "jobs.db", lease_seconds=2.0)
     fleet = FleetClient(f"127.0.0.1:{router_port}", FANOUT, QUICK_RETRY, piece_timeout=10.0)
     gateway = Gateway(
-        Parts(backend, DirectoryStore(workdir / "results"), fleet),
-        heartbeat_seconds=0.2,
+        Parts(backend, DirectoryStore(workdir / "results"), fleet, heartbeat_seconds=0.2),
         **settings,
     )
     await gateway.start("127.0.0.1", 0, 0)
