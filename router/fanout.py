@@ -124,10 +124,11 @@ async def fan_out(
     """Yields every piece's chunks in piece order while up to `parallel` pieces synthesize.
 
     A piece is whatever `synthesize` takes: the text, or (index, text) for a
-    caller that names its pieces. At most `ahead` pieces past the one being delivered are started (default
-    2 x parallel), which bounds the audio held in memory. The first failure of
-    any piece cancels the rest and is raised here at once; so is cancellation
-    of the consumer (every started piece is cancelled before this returns).
+    caller that names its pieces. At most `ahead` pieces past the one being
+    delivered are started (default 2 x parallel), which bounds the audio held
+    in memory. The first failure of any piece cancels the rest and is raised
+    here at once. A consumer that leaves (cancelled, or closing the generator)
+    cancels every started piece before this returns.
     """
     if parallel < 1:
         raise ValueError("parallel must be at least 1")
@@ -137,6 +138,10 @@ async def fan_out(
     failure: asyncio.Future[None] = loop.create_future()
     states = [_Piece() for _ in pieces]
 
+    def fail(error: Exception) -> None:
+        if not failure.done():
+            failure.set_exception(error)
+
     async def run(piece: Piece, state: _Piece) -> None:
         try:
             async with slots:
@@ -144,8 +149,11 @@ async def fan_out(
                     state.queue.put_nowait(chunk)
             state.queue.put_nowait(_END)
         except Exception as error:
-            if not failure.done():
-                failure.set_exception(error)
+            fail(error)
+        except asyncio.CancelledError:
+            # Ours when the consumer leaves; otherwise the piece stopped on its own.
+            fail(RuntimeError("a piece's synthesis was cancelled before it finished"))
+            raise
 
     started = 0
     try:

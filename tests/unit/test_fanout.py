@@ -161,3 +161,13 @@ def test_piece_responses_join_into_one_wav() -> None:
         b"\0" * 4 + b"\1" * 4 + b"\2" * 4
     )
     assert (joined.audio_seconds, joined.voice, joined.sample_rate) == (0.75, "v", 8000)
+
+
+async def test_a_piece_cancelled_on_its_own_fails_the_stream_instead_of_hanging() -> None:
+    async def synthesize(text: str) -> AsyncIterator[str]:
+        if text == "1":
+            raise asyncio.CancelledError
+        yield text
+
+    with pytest.raises(RuntimeError, match="cancelled before it finished"):
+        _ = [c async for c in fan_out(["0", "1", "2"], synthesize, parallel=2)]
