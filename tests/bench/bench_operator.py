@@ -121,7 +121,9 @@ def create_pool(custom: Any, name: str) -> None:
 def start_operator(plane: ControlPlane, log_dir: Path, index: int) -> OperatorProcess:
     kubeconfig = operator_kubeconfig(plane, NAMESPACE)
     operator = OperatorProcess(
-        kubeconfig, NAMESPACE, log_dir / f"operator-{index}.log", ["--interval", "10"]
+        kubeconfig,
+        log_dir / f"operator-{index}.log",
+        ["--namespace", NAMESPACE, "--interval", "10"],
     )
     wait_until(lambda: "Resuming operations" in operator.log(), what="operator at work", timeout=60)
     return operator

@@ -95,6 +95,17 @@ def test_quickstart_becomes_a_ready_fleet(cluster: Cluster, operator: OperatorPr
     assert printed[6:9] == ["english", "2", "2"]
 
 
+def test_cluster_wide_operator(cluster: Cluster, operators: Callable[..., OperatorProcess]) -> None:
+    """As the chart runs it: all namespaces, with the cluster-wide peering object."""
+    operators(cluster_wide=True)
+    cluster.apply_file(REPO / "examples" / "quickstart.yaml")
+    cluster.wait_ready("english")
+    peering = cluster.custom.get_cluster_custom_object(
+        "kopf.dev", "v1", "clusterkopfpeerings", "ttsfleet"
+    )
+    assert peering["status"]  # the operator's keep-alive
+
+
 def test_scale_subresource_drives_the_deployment(
     cluster: Cluster, operator: OperatorProcess
 ) -> None:

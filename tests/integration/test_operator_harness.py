@@ -65,11 +65,10 @@ def operator_kubeconfig(control_plane: ControlPlane, namespace: str) -> Path:
 class OperatorProcess:
     """One ``ttsfleet operator`` process, its output in a log file."""
 
-    def __init__(self, kubeconfig: Path, namespace: str, log: Path, args: list[str]) -> None:
+    def __init__(self, kubeconfig: Path, log: Path, args: list[str]) -> None:
         self.log_path = log
         argv = [
             sys.executable, "-m", "ttsfleet.cli", "operator",
-            "--namespace", namespace,
             "--log-format", "text",
             "--interval", "1",
             "--peering-lifetime", "6",
@@ -87,6 +86,10 @@ class OperatorProcess:
     @property
     def pid(self) -> int:
         return self._proc.pid
+
+    @property
+    def running(self) -> bool:
+        return self._proc.poll() is None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -109,23 +112,29 @@ class OperatorProcess:
 def running_operators(
     request: pytest.FixtureRequest, control_plane: ControlPlane, namespace: str, log_dir: Path
 ) -> Iterator[Callable[..., OperatorProcess]]:
-    """Yields ``start(*args)``; every operator started is stopped at exit.
+    """Yields ``start(*args, cluster_wide=False)``; every operator started is stopped at exit.
 
-    When the test failed, the operators' logs (where the reason usually is)
-    go to the terminal.
+    Pools are deleted first, while an operator still runs to release kopf's
+    finalizers, so the namespace can go. When the test failed, the operators'
+    logs (where the reason usually is) go to the terminal.
     """
     kubeconfig = operator_kubeconfig(control_plane, namespace)
     started: list[OperatorProcess] = []
     failures = request.session.testsfailed
 
-    def start(*args: str) -> OperatorProcess:
+    def start(*args: str, cluster_wide: bool = False) -> OperatorProcess:
         log = log_dir / f"operator-{len(started)}.log"
-        started.append(OperatorProcess(kubeconfig, namespace, log, list(args)))
+        scope = [] if cluster_wide else ["--namespace", namespace]
+        started.append(OperatorProcess(kubeconfig, log, [*scope, *args]))
         return started[-1]
 
     try:
         yield start
     finally:
+        if any(operator.running for operator in started):
+            control_plane.kubectl(
+                "delete", "ttspools", "--all", "-n", namespace, "--timeout=60s", check=False
+            )
         for operator in started:
             operator.stop()
         if request.session.testsfailed > failures:
