@@ -99,7 +99,10 @@ class Decoder(nn.Module):
             end = min(start + block, stop * rate)
             lo = max(start - self.tail_context, 0)
             hi = min(end + self.tail_context, length)
-            audio = self._tail(x[..., lo:hi], None if mask is None else mask[..., lo:hi])
+            block_mask = None if mask is None else mask[..., lo:hi]
+            if block_mask is not None and bool(block_mask.all()):
+                block_mask = None  # every item runs past the block: nothing to mask
+            audio = self._tail(x[..., lo:hi], block_mask)
             pieces.append(audio[:, (start - lo) * self.tail_rate : (end - lo) * self.tail_rate])
         return torch.cat(pieces, dim=1)
 
