@@ -179,6 +179,7 @@ async def main() -> None:
                 lambda: real_pod(config),
                 JOE.name,
                 text,
+                (FANOUT.parallel,),
             )
         await throughput(args.jobs, Path(tmp))
 
