@@ -533,7 +533,7 @@ def test_the_operator_runs_pools_with_the_charts_namespaced_rbac(
     """
     release = install(f"watchNamespaces={{{namespace}}}")
     kubeconfig = control_plane.service_account_kubeconfig(namespace, f"{release}-ttsfleet-operator")
-    operator = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log", [])
+    operator = OperatorProcess(kubeconfig, tmp_path / "operator.log", ["--namespace", namespace])
     try:
         control_plane.kubectl(
             "apply", "-n", namespace, "-f", str(ROOT / "examples" / "quickstart.yaml")
