@@ -17,7 +17,7 @@ SUBCOMMANDS = {
     "router": ("ttsfleet.router.main", "run the router (the fleet's front door)"),
     "operator": ("ttsfleet.operator.main", "run the Kubernetes operator"),
     "gateway": ("ttsfleet.gateway.main", "run the HTTP API and gRPC Jobs service (long-form jobs)"),
-    "worker": ("ttsfleet.jobs.main", "run job workers that synthesize queued jobs through the fleet"),
+    "worker": ("ttsfleet.jobs.main", "run job workers: queued jobs through the fleet"),
 }
 
 
