@@ -21,10 +21,10 @@ import yaml
 from piper.voice import PiperVoice
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from voices import JOE  # noqa: E402
+from voices import JOE
 
-from ttsfleet.manifests import Pool, pod_config  # noqa: E402
-from ttsfleet.proto import tts_pb2, tts_pb2_grpc  # noqa: E402
+from ttsfleet.manifests import Batching, Pool, pod_config
+from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog. It was not amused.",
@@ -48,8 +48,13 @@ def piper_in_process(rounds: int) -> tuple[float, float]:
 
 
 async def start_worker(workdir: Path, batch: int) -> tuple[asyncio.subprocess.Process, int]:
-    pool = Pool(name="bench", voices=("joe",), default_voice="joe", queue_limit=256)
-    pool = Pool(**{**pool.__dict__, "batching": type(pool.batching)(batch, 2)})
+    pool = Pool(
+        name="bench",
+        voices=("joe",),
+        default_voice="joe",
+        queue_limit=256,
+        batching=Batching(batch, 2),
+    )
     config = workdir / "pod.yaml"
     config.write_text(yaml.safe_dump(pod_config(pool, [JOE])))
     ready = workdir / "ready"
@@ -92,7 +97,11 @@ async def ttfa(stub: tts_pb2_grpc.TTSServiceStub, clients: int, per_client: int)
 
 
 def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+        if len(values) > 1
+        else values[0]
+    )
 
 
 async def main(rounds: int) -> None:
@@ -106,7 +115,9 @@ async def main(rounds: int) -> None:
                 print("\nUnary synthesis of the same texts (mean per text)")
                 print(f"{'path':<28}{'ms':>10}{'ratio':>8}")
                 print(f"{'piper-tts in process':<28}{in_process * 1000:>10.1f}{1.0:>8.2f}")
-                print(f"{'ttsfleet inference server':<28}{served * 1000:>10.1f}{served / in_process:>8.2f}")
+                print(
+                    f"{'ttsfleet inference server':<28}{served * 1000:>10.1f}{served / in_process:>8.2f}"
+                )
                 print(f"piper real-time factor: {rtf:.3f}")
                 print("\nStreaming time to first audio (one pod, one engine thread)")
                 print(f"{'clients':>8}{'requests':>10}{'p50 ms':>10}{'p99 ms':>10}")

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: cluster,
 import yaml
 from cluster.control_plane import ControlPlane
 from cluster.polling import wait_until
-from integration.test_operator_harness import (
+from integration.operator_harness import (
     GROUP,
     VERSION,
     OperatorProcess,

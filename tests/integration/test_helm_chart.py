@@ -27,7 +27,7 @@ import yaml
 from cluster import binaries
 from cluster.control_plane import ControlPlane, free_port
 from cluster.polling import wait_until
-from integration.test_operator_harness import OperatorProcess
+from integration.operator_harness import OperatorProcess
 
 from ttsfleet.operator import main as operator_main
 from ttsfleet.operator import objects

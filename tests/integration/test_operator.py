@@ -1,7 +1,7 @@
 """The operator against the real control plane: objects, status, updates, cascades.
 
 Each test gets a fresh namespace and its own operator process, running as
-the least-privilege ServiceAccount (see test_operator_harness).
+the least-privilege ServiceAccount (see operator_harness).
 """
 
 from collections.abc import Callable, Iterator
@@ -13,7 +13,7 @@ import yaml
 from cluster.control_plane import ControlPlane
 from cluster.fake_nodes import GPU_LABEL
 from cluster.polling import wait_until
-from integration.test_operator_harness import (
+from integration.operator_harness import (
     REPO,
     Cluster,
     OperatorProcess,

@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 import pytest
 from cluster.control_plane import ControlPlane
-from integration.test_operator_harness import (
+from integration.operator_harness import (
     Cluster,
     OperatorProcess,
     install_api,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from cluster.control_plane import ControlPlane
-from integration.test_operator_harness import (
+from integration.operator_harness import (
     Cluster,
     OperatorProcess,
     install_api,

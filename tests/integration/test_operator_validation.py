@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from cluster.control_plane import ControlPlane
-from integration.test_operator_harness import GROUP, VERSION, install_api, pool_yaml, voice_yaml
+from integration.operator_harness import GROUP, VERSION, install_api, pool_yaml, voice_yaml
 
 
 @pytest.fixture(scope="module")
