@@ -5,15 +5,18 @@ Run: python tests/bench/bench_torch_engine.py [--rounds N] [--threads N]
 1. Real-time factor at batch 1 (compute seconds per second of audio), torch
    against onnxruntime, noise at the voice's defaults.
 2. Throughput of the torch engine at batch 1, 4, 8 and 16 (seconds of audio
-   per wall second), with onnxruntime's one-at-a-time rate as the baseline.
+   per wall second), against onnxruntime running the same sentences one at a
+   time (its exported graph takes one).
 3. Time to first audio for a three-sentence text: the ONNX engine streams
    sentence by sentence, so its first audio is the whole first sentence; the
    torch engine with and without windowed decoding; alone and at batch 8.
 
-Times start from phoneme ids (the front end is the same code for both). The
-setups alternate inside every round so that drift on this shared machine
-hits each alike; the tables quote medians over rounds, and the ratios are
-what to compare.
+Times start from phoneme ids (the front end is the same code for both).
+This machine is shared, so every figure is a ratio of measurements taken
+back to back: each sentence (or batch) runs on every setup in turn, in an
+order that rotates between rounds, after a short pause that lets the other
+runtime's spinning threads go idle; a table's "vs onnx" is the median of
+those paired ratios, its absolute columns the median over rounds.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 
 import numpy as np
 import torch
@@ -47,6 +51,7 @@ PARAGRAPH = (
     "night, finally agreed on a compromise. Everyone went home tired. The vote is on Monday."
 )
 BATCH_SIZES = (1, 4, 8, 16)
+SETTLE_SECONDS = 0.01
 
 
 def main() -> None:
@@ -56,63 +61,85 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    onnx = PiperOnnxEngine(VOICE, "cpu")
-    windowed = PiperTorchEngine(VOICE, "cpu")
-    whole = PiperTorchEngine(VOICE, "cpu", window_frames=None)
+    engines: dict[str, VoiceEngine] = {
+        "onnxruntime (piper-onnx)": PiperOnnxEngine(VOICE, "cpu"),
+        "torch, one window": PiperTorchEngine(VOICE, "cpu", window_frames=None),
+        "torch, windowed (default)": PiperTorchEngine(VOICE, "cpu"),
+    }
+    onnx, whole, windowed = engines.values()
     params = windowed.default_params(1.0)
     items = [(u, params) for text in SENTENCES for u in windowed.utterances(text)]
     rate = windowed.info.sample_rate
-    audio_seconds = sum(len(a) for a in _run(whole, items)) / rate
-    for engine in (onnx, windowed, whole):
+    for engine in engines.values():
         _run(engine, items[:2])  # warm up
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
-        f"{len(items)} sentences, {audio_seconds:.1f} s of audio; {args.rounds} rounds\n"
+        f"{len(items)} sentences; {args.rounds} rounds\n"
     )
-    _real_time_factor(onnx, whole, windowed, items, audio_seconds, args.rounds)
-    _throughput(onnx, whole, items, rate, args.rounds)
-    _first_audio(onnx, whole, windowed, params, args.rounds)
+    _real_time_factor(engines, items, rate, args.rounds)
+    _throughput(onnx, whole, windowed, items, rate, args.rounds)
+    _first_audio(onnx, whole, windowed, items[0][1], args.rounds)
 
 
 def _real_time_factor(
-    onnx: VoiceEngine,
-    whole: VoiceEngine,
-    windowed: VoiceEngine,
-    items: list[BatchItem],
-    audio_seconds: float,
-    rounds: int,
+    engines: dict[str, VoiceEngine], items: list[BatchItem], rate: int, rounds: int
 ) -> None:
-    setups = {
-        "onnxruntime (piper-onnx)": onnx,
-        "torch, one window": whole,
-        "torch, windowed (default)": windowed,
-    }
-    times = _alternate(
-        {name: _one_at_a_time(engine, items) for name, engine in setups.items()}, rounds
-    )
-    baseline = times["onnxruntime (piper-onnx)"]
-    print("Real-time factor at batch 1 (lower is faster)")
+    audio_seconds = sum(len(a) for a in _run(next(iter(engines.values())), items)) / rate
+    per_round: dict[str, list[float]] = {name: [] for name in engines}
+    ratios: dict[str, list[float]] = {name: [] for name in engines}
+    for round_ in range(rounds):
+        totals = dict.fromkeys(engines, 0.0)
+        for item in items:
+            times = _paired(
+                {name: partial(_run, engine, [item]) for name, engine in engines.items()},
+                round_,
+            )
+            baseline = times["onnxruntime (piper-onnx)"]
+            for name, seconds in times.items():
+                totals[name] += seconds
+                ratios[name].append(seconds / baseline)
+        for name, total in totals.items():
+            per_round[name].append(total)
+    print(f"Real-time factor at batch 1, {audio_seconds:.1f} s of audio (lower is faster)")
     print(f"{'engine':<28}{'RTF':>8}{'vs onnx':>10}")
-    for name, seconds in times.items():
-        print(f"{name:<28}{seconds / audio_seconds:>8.3f}{seconds / baseline:>9.2f}x")
+    for name in engines:
+        rtf = statistics.median(per_round[name]) / audio_seconds
+        print(f"{name:<28}{rtf:>8.3f}{statistics.median(ratios[name]):>9.2f}x")
     print()
 
 
 def _throughput(
-    onnx: VoiceEngine, whole: PiperTorchEngine, items: list[BatchItem], rate: int, rounds: int
+    onnx: VoiceEngine,
+    whole: VoiceEngine,
+    windowed: VoiceEngine,
+    items: list[BatchItem],
+    rate: int,
+    rounds: int,
 ) -> None:
     work = (items * ((max(BATCH_SIZES) + len(items) - 1) // len(items)))[: max(BATCH_SIZES)]
     audio_seconds = sum(len(a) for a in _run(whole, work)) / rate
-    setups: dict[str, Callable[[], object]] = {"onnxruntime, batch 1": _one_at_a_time(onnx, work)}
+    print(f"Throughput over {len(work)} sentences ({audio_seconds:.1f} s of audio)")
+    print(f"{'batch':<8}{'onnx audio s/s':>16}{'torch one window':>24}{'torch windowed':>24}")
     for size in BATCH_SIZES:
-        setups[f"torch, batch {size}"] = _in_batches(whole, work, size)
-    times = _alternate(setups, rounds)
-    baseline = audio_seconds / times["onnxruntime, batch 1"]
-    print(f"Throughput over {len(work)} sentences ({audio_seconds:.1f} s of audio), one window")
-    print(f"{'setup':<24}{'audio s / s':>12}{'vs onnx':>10}")
-    for name, seconds in times.items():
-        speed = audio_seconds / seconds
-        print(f"{name:<24}{speed:>12.1f}{speed / baseline:>9.2f}x")
+        batches = [work[i : i + size] for i in range(0, len(work), size)]
+        setups: dict[str, Callable[[], object]] = {
+            "onnx": partial(_in_batches, onnx, [[item] for item in work]),
+            "whole": partial(_in_batches, whole, batches),
+            "windowed": partial(_in_batches, windowed, batches),
+        }
+        times: dict[str, list[float]] = {name: [] for name in setups}
+        for round_ in range(rounds):
+            for name, seconds in _paired(setups, round_).items():
+                times[name].append(seconds)
+        onnx_speed = audio_seconds / statistics.median(times["onnx"])
+        cells = []
+        for name in ("whole", "windowed"):
+            speed = audio_seconds / statistics.median(times[name])
+            ratio = statistics.median(
+                o / t for o, t in zip(times["onnx"], times[name], strict=True)
+            )
+            cells.append(f"{speed:>12.1f} ({ratio:4.2f}x)")
+        print(f"{size:<8}{onnx_speed:>16.1f}{cells[0]:>24}{cells[1]:>24}")
     print()
 
 
@@ -125,64 +152,55 @@ def _first_audio(
 ) -> None:
     paragraph = [(u, params) for u in windowed.utterances(PARAGRAPH)]
     eight = [paragraph[0]] * 8
-
-    def first(engine: VoiceEngine, batch: list[BatchItem]) -> Callable[[], float]:
-        def measure() -> float:
-            started = time.perf_counter()
-            next(iter(engine.run_batch(batch)))
-            return time.perf_counter() - started
-
-        return measure
-
-    setups = {
-        "onnxruntime, sentence by sentence": first(onnx, paragraph[:1]),
-        "torch, one window": first(whole, paragraph[:1]),
-        "torch, windowed (default)": first(windowed, paragraph[:1]),
-        "torch, one window, batch 8": first(whole, eight),
-        "torch, windowed, batch 8": first(windowed, eight),
-    }
-    results: dict[str, list[float]] = {name: [] for name in setups}
-    for _ in range(rounds):
-        for name, measure in setups.items():
-            results[name].append(measure())
     first_sentence = len(_run(whole, paragraph[:1])[0]) / windowed.info.sample_rate
-    baseline = statistics.median(results["onnxruntime, sentence by sentence"])
+    setups: dict[str, Callable[[], object]] = {
+        "onnxruntime, sentence by sentence": partial(_first_piece, onnx, paragraph[:1]),
+        "torch, one window": partial(_first_piece, whole, paragraph[:1]),
+        "torch, windowed (default)": partial(_first_piece, windowed, paragraph[:1]),
+        "torch, one window, batch 8": partial(_first_piece, whole, eight),
+        "torch, windowed, batch 8": partial(_first_piece, windowed, eight),
+    }
+    times: dict[str, list[float]] = {name: [] for name in setups}
+    for round_ in range(rounds):
+        for name, seconds in _paired(setups, round_).items():
+            times[name].append(seconds)
+    baseline = times["onnxruntime, sentence by sentence"]
     print(
         f"Time to first audio, {len(paragraph)}-sentence text "
         f"(first sentence {first_sentence:.1f} s of audio)"
     )
     print(f"{'setup':<36}{'ms':>8}{'vs onnx':>10}")
-    for name, values in results.items():
-        median = statistics.median(values)
-        print(f"{name:<36}{1000 * median:>8.0f}{median / baseline:>9.2f}x")
+    for name, values in times.items():
+        ratio = statistics.median(t / b for t, b in zip(values, baseline, strict=True))
+        print(f"{name:<36}{1000 * statistics.median(values):>8.0f}{ratio:>9.2f}x")
 
 
-def _alternate(setups: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Median seconds per setup, the setups taking turns within each round."""
-    results: dict[str, list[float]] = {name: [] for name in setups}
-    for _ in range(rounds):
-        for name, run in setups.items():
-            started = time.perf_counter()
-            run()
-            results[name].append(time.perf_counter() - started)
-    return {name: statistics.median(values) for name, values in results.items()}
+def _paired(setups: dict[str, Callable[[], object]], round_: int) -> dict[str, float]:
+    """Seconds for each setup run once, back to back, starting at a different one each round."""
+    names = list(setups)
+    shift = round_ % len(names)
+    times = {}
+    for name in names[shift:] + names[:shift]:
+        time.sleep(SETTLE_SECONDS)
+        started = time.perf_counter()
+        setups[name]()
+        times[name] = time.perf_counter() - started
+    return {name: times[name] for name in names}
 
 
-def _one_at_a_time(engine: VoiceEngine, items: list[BatchItem]) -> Callable[[], object]:
-    return lambda: [_run(engine, [item]) for item in items]
+def _in_batches(engine: VoiceEngine, batches: list[list[BatchItem]]) -> None:
+    for batch in batches:
+        _run(engine, batch)
 
 
-def _in_batches(engine: VoiceEngine, items: list[BatchItem], size: int) -> Callable[[], object]:
-    return lambda: [_run(engine, items[i : i + size]) for i in range(0, len(items), size)]
+def _first_piece(engine: VoiceEngine, batch: list[BatchItem]) -> None:
+    """Runs a batch until its first step; the rest is never computed."""
+    next(iter(engine.run_batch(batch)))
 
 
 def _run(engine: VoiceEngine, items: list[BatchItem]) -> list[Audio]:
     steps: Iterator[list[Audio]] = iter(engine.run_batch(items))
-    return [_join(pieces) for pieces in zip(*steps, strict=True)]
-
-
-def _join(pieces: Iterable[Audio]) -> Audio:
-    return np.concatenate(list(pieces))
+    return [np.concatenate(pieces) for pieces in zip(*steps, strict=True)]
 
 
 if __name__ == "__main__":
