@@ -6,7 +6,9 @@ names none) and the pod's response bytes come back untouched. The client's
 deadline becomes the upstream timeout, and a client that goes away cancels
 the upstream call. A call that fails before any audio has been sent to the
 client is tried once more on another pod; after audio has been sent, the
-error is passed on: replaying it would duplicate audio.
+error is passed on: replaying it would duplicate audio. A long text is split
+at sentences and its pieces forwarded to several pods at once (fanout.py);
+each piece has its own retry, and the client gets the pieces' audio in order.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ttsfleet import logs
 from ttsfleet.proto import tts_pb2
 from ttsfleet.router import picker as picking
 from ttsfleet.router.endpoints import Datastore, Endpoint
+from ttsfleet.router.fanout import fan_out, joined_response, piece_request
 from ttsfleet.router.metrics import RouterMetrics
 from ttsfleet.router.saturation import saturated
 from ttsfleet.router.settings import RouterSettings
@@ -34,9 +37,10 @@ log = logging.getLogger(__name__)
 
 SERVICES = ("TTSService", "ttsfleet.v1.Synthesizer")
 REQUEST_ID_KEY = "x-request-id"
+SAMPLE_RATE_KEY = "x-tts-sample-rate"
 QUEUE_DEPTH_KEY = "x-ttsfleet-queue-depth"
 # Response headers the client gets from the pod; load headers stay inside the fleet.
-CLIENT_HEADERS = ("x-tts-sample-rate",)
+CLIENT_HEADERS = (SAMPLE_RATE_KEY,)
 Code = grpc.StatusCode
 # Worth another pod: the first could not take the call or broke before answering.
 RETRYABLE = frozenset(
@@ -55,16 +59,18 @@ POD_FAULTS = RETRYABLE - {Code.RESOURCE_EXHAUSTED}
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
-    """A request's bytes and the two fields routing needs."""
+    """A request's bytes and the fields routing and fan-out need."""
 
     raw: bytes
     voice: str
     request_id: str
+    text: str
+    encoding: tts_pb2.AudioEncoding
 
 
 def read_request(raw: bytes) -> Inbound:
     request = tts_pb2.TTSRequest.FromString(raw)
-    return Inbound(raw, request.voice, request.request_id)
+    return Inbound(raw, request.voice, request.request_id, request.text, request.encoding)
 
 
 @functools.lru_cache(maxsize=64)
@@ -110,32 +116,95 @@ class Forwarder:
             ),
         }
 
+    def _pieces(self, request: Inbound) -> list[str]:
+        """The texts to forward: the request's own, or its pieces when it is long."""
+        limit = self.settings.max_text_chars
+        if len(request.text) > limit:
+            raise Refused(
+                Code.INVALID_ARGUMENT,
+                f"text is {len(request.text)} characters; the limit is {limit}",
+            )
+        return self.settings.fanout.pieces(request.text)
+
     async def _unary(self, path: str, request: Inbound, context: grpc.aio.ServicerContext) -> bytes:
         async with _Exchange(self, "Synthesize", request, context) as exchange:
-            while exchange.pending:
-                async with exchange.attempt() as endpoint:
-                    call = exchange.send(endpoint.channel.unary_unary(path))
-                    response: bytes = await call
+            pieces = self._pieces(request)
+            if len(pieces) > 1:
+                parts = fan_out(
+                    pieces,
+                    functools.partial(self._unary_piece, path, exchange),
+                    self.settings.fanout.parallel,
+                )
+                response = joined_response([part async for part in parts], request.encoding)
+                await exchange.deliver(None, {})
+                return response
+            tries = _Tries(exchange.payload)
+            while tries.pending:
+                async with exchange.attempt(tries) as endpoint:
+                    call = exchange.send(endpoint.channel.unary_unary(path), tries.payload)
+                    answer: bytes = await call
                     await exchange.deliver(endpoint, await call.initial_metadata())
                     self.observe(endpoint, await call.trailing_metadata())
-                    return response
+                    return answer
         raise AssertionError("unreachable: an exchange ends with a response or an abort")
 
     async def _stream(
         self, path: str, request: Inbound, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
         async with _Exchange(self, "StreamSynthesize", request, context) as exchange:
-            while exchange.pending:
-                async with exchange.attempt() as endpoint:
-                    call = exchange.send(endpoint.channel.unary_stream(path))
-                    try:
-                        async for chunk in call:
-                            if not exchange.delivered:
+            pieces = self._pieces(request)
+            if len(pieces) > 1:
+                chunks = fan_out(
+                    pieces,
+                    functools.partial(self._stream_piece, path, exchange),
+                    self.settings.fanout.parallel,
+                )
+                async for chunk in chunks:
+                    if not exchange.delivered:
+                        rate = tts_pb2.AudioChunk.FromString(chunk).sample_rate
+                        await exchange.deliver(None, {SAMPLE_RATE_KEY: str(rate)})
+                    yield chunk
+                return
+            tries = _Tries(exchange.payload)
+            async for chunk in self._stream_tries(path, exchange, tries, send_headers=True):
+                yield chunk
+
+    async def _stream_tries(
+        self, path: str, exchange: _Exchange, tries: _Tries, send_headers: bool
+    ) -> AsyncIterator[bytes]:
+        """Streams one upstream request, on another pod if the first fails before any audio.
+
+        With send_headers, the pod's response headers go to the client before its
+        first chunk; a piece of a long text leaves that to the fan-out loop.
+        """
+        while tries.pending:
+            async with exchange.attempt(tries) as endpoint:
+                call = exchange.send(endpoint.channel.unary_stream(path), tries.payload)
+                try:
+                    async for chunk in call:
+                        if not tries.audio_sent:
+                            tries.audio_sent = True
+                            if send_headers:
                                 await exchange.deliver(endpoint, await call.initial_metadata())
-                            yield chunk
-                        self.observe(endpoint, await call.trailing_metadata())
-                    finally:
-                        call.cancel()  # a no-op once finished; stops the pod when the client left
+                        yield chunk
+                    self.observe(endpoint, await call.trailing_metadata())
+                finally:
+                    call.cancel()  # a no-op once finished; stops the pod when the client left
+
+    def _stream_piece(self, path: str, exchange: _Exchange, text: str) -> AsyncIterator[bytes]:
+        """One piece of a long text, streamed with retries of its own."""
+        tries = _Tries(piece_request(exchange.payload, text))
+        return self._stream_tries(path, exchange, tries, send_headers=False)
+
+    async def _unary_piece(self, path: str, exchange: _Exchange, text: str) -> AsyncIterator[bytes]:
+        """One piece of a long text as PCM16, with retries of its own."""
+        tries = _Tries(piece_request(exchange.payload, text))
+        while tries.pending:
+            async with exchange.attempt(tries) as endpoint:
+                call = exchange.send(endpoint.channel.unary_unary(path), tries.payload)
+                answer: bytes = await call
+                self.observe(endpoint, await call.trailing_metadata())
+        yield answer
 
     async def choose(self, voice: str, tried: Sequence[str]) -> Endpoint:
         """Picks a pod for `voice`, waiting briefly for room if allowed; raises Refused."""
@@ -182,6 +251,18 @@ class Forwarder:
             log.warning("pod ejected", extra={"pod": endpoint.address, "pool": endpoint.pool})
 
 
+class _Tries:
+    """The attempts of one upstream request: the whole call, or one piece of a long one."""
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.tried: list[str] = []
+        self.last_error: grpc.aio.AioRpcError | None = None
+        self.pending = True
+        # Once audio of this request went towards the client, it is never retried.
+        self.audio_sent = False
+
+
 class _Exchange:
     """One client call through the router: request id, attempts, status, metrics and log."""
 
@@ -205,9 +286,7 @@ class _Exchange:
         self.payload = request.raw
         if default and not request.voice:
             self.payload += _voice_field(default)
-        self.tried: list[str] = []
-        self.last_error: grpc.aio.AioRpcError | None = None
-        self.pending = True
+        self.attempts = 0
         self.delivered = False
         self.pool = ""
         self.pod = ""
@@ -229,49 +308,54 @@ class _Exchange:
             self._finish(Code.OK if error is None else Code.CANCELLED)
 
     @contextlib.asynccontextmanager
-    async def attempt(self) -> AsyncIterator[Endpoint]:
-        """One try on one pod; a retryable failure before any audio leaves `pending` set."""
+    async def attempt(self, tries: _Tries) -> AsyncIterator[Endpoint]:
+        """One try on one pod; a retryable failure before any audio leaves `tries.pending` set."""
         forwarder = self._forwarder
         try:
-            endpoint = await forwarder.choose(self.voice, self.tried)
+            endpoint = await forwarder.choose(self.voice, tries.tried)
         except Refused:
-            if self.last_error:  # no other pod to retry on: the pod's own answer stands
-                raise self.last_error from None
+            if tries.last_error:  # no other pod to retry on: the pod's own answer stands
+                raise tries.last_error from None
             raise
         self.pool, self.pod = endpoint.pool, endpoint.address
-        self.tried.append(endpoint.address)
+        tries.tried.append(endpoint.address)
+        self.attempts += 1
         endpoint.in_flight += 1
         try:
             yield endpoint
         except grpc.aio.AioRpcError as error:
             forwarder.failed(endpoint, error)
             if (
-                self.delivered
+                tries.audio_sent
                 or error.code() not in RETRYABLE
-                or len(self.tried) > forwarder.settings.retries
+                or len(tries.tried) > forwarder.settings.retries
                 or self._context.cancelled()
             ):
                 raise
-            self.last_error = error
+            tries.last_error = error
             forwarder.metrics.retries.labels(endpoint.pool).inc()
             log.info(
                 "retrying on another pod",
                 extra={"pod": endpoint.address, "code": error.code().name},
             )
         else:
-            self.pending = False
+            tries.pending = False
             forwarder.datastore.succeeded(endpoint)
         finally:
             endpoint.in_flight -= 1
 
-    def send(self, method: Any) -> Any:
-        """Starts the upstream call: the request's bytes, its id, the client's remaining time."""
-        return method(self.payload, metadata=self.metadata, timeout=self._context.time_remaining())
+    def send(self, method: Any, payload: bytes) -> Any:
+        """Starts an upstream call: the bytes, the request id, the client's remaining time."""
+        return method(payload, metadata=self.metadata, timeout=self._context.time_remaining())
 
-    async def deliver(self, endpoint: Endpoint, headers: Any) -> None:
-        """Sends the client its response headers: from here on, nothing is retried."""
+    async def deliver(self, endpoint: Endpoint | None, headers: Any) -> None:
+        """Sends the client its response headers: from here on, nothing is retried.
+
+        `endpoint` is the pod that answered, or None when several did (fan-out).
+        """
         self.delivered = True
-        self._forwarder.observe(endpoint, headers)
+        if endpoint is not None:
+            self._forwarder.observe(endpoint, headers)
         metadata = [(key, headers[key]) for key in CLIENT_HEADERS if headers and key in headers]
         await self._context.send_initial_metadata([*metadata, (REQUEST_ID_KEY, self.request_id)])
         if self.method == "StreamSynthesize":
@@ -293,7 +377,7 @@ class _Exchange:
                 "pool": self.pool,
                 "pod": self.pod,
                 "code": code.name,
-                "attempts": len(self.tried),
+                "attempts": self.attempts,
                 "seconds": round(seconds, 4),
             },
         )

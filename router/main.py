@@ -35,6 +35,9 @@ TUNING = {
     "max_ejection_seconds": "longest ejection",
     "load_min_interval_ms": "milliseconds: pods stream load reports at most this often",
     "load_max_interval_ms": "milliseconds: and at least this often, as a heartbeat",
+    "fanout_min_chars": "texts this long are split at sentences over several pods",
+    "fanout_parallel": "pieces of one request synthesized at once (0: never split)",
+    "max_text_chars": "longest text accepted; longer is INVALID_ARGUMENT",
 }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ttsfleet.router.fanout import FanoutPolicy
+
 
 @dataclass(frozen=True)
 class RouterSettings:
@@ -33,6 +35,20 @@ class RouterSettings:
     tls_key: Path | None = None
     # Bearer tokens accepted on every call but health checks; empty: no auth.
     auth_tokens: frozenset[str] = frozenset()
+    # Texts at least this long are split at sentences and spoken by several
+    # pods at once, fanout_parallel pieces at a time (0: never split). Above
+    # the largest piece (1,000 characters), so pieces sent by a client that
+    # fans out itself (the jobs worker) are never split again.
+    fanout_min_chars: int = 1200
+    fanout_parallel: int = 4
+    # Longest text the router accepts; pods limit each piece on their own.
+    max_text_chars: int = 100_000
+
+    @property
+    def fanout(self) -> FanoutPolicy:
+        if self.fanout_parallel < 1:
+            return FanoutPolicy(min_chars=self.max_text_chars + 1, parallel=1)
+        return FanoutPolicy(min_chars=self.fanout_min_chars, parallel=self.fanout_parallel)
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
