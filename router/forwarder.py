@@ -138,15 +138,21 @@ class Forwarder:
                 response = joined_response([part async for part in parts], request.encoding)
                 await exchange.deliver(None, {})
                 return response
-            tries = _Tries(exchange.payload)
-            while tries.pending:
-                async with exchange.attempt(tries) as endpoint:
-                    call = exchange.send(endpoint.channel.unary_unary(path), tries.payload)
-                    answer: bytes = await call
-                    await exchange.deliver(endpoint, await call.initial_metadata())
-                    self.observe(endpoint, await call.trailing_metadata())
-                    return answer
+            return await self._unary_tries(path, exchange, _Tries(exchange.payload), True)
         raise AssertionError("unreachable: an exchange ends with a response or an abort")
+
+    async def _unary_tries(
+        self, path: str, exchange: _Exchange, tries: _Tries, send_headers: bool
+    ) -> bytes:
+        """One upstream unary call, on another pod if the first fails (see _stream_tries)."""
+        while tries.pending:
+            async with exchange.attempt(tries) as endpoint:
+                call = exchange.send(endpoint.channel.unary_unary(path), tries.payload)
+                answer: bytes = await call
+                if send_headers:
+                    await exchange.deliver(endpoint, await call.initial_metadata())
+                self.observe(endpoint, await call.trailing_metadata())
+        return answer
 
     async def _stream(
         self, path: str, request: Inbound, context: grpc.aio.ServicerContext
@@ -199,12 +205,7 @@ class Forwarder:
     async def _unary_piece(self, path: str, exchange: _Exchange, text: str) -> AsyncIterator[bytes]:
         """One piece of a long text as PCM16, with retries of its own."""
         tries = _Tries(piece_request(exchange.payload, text))
-        while tries.pending:
-            async with exchange.attempt(tries) as endpoint:
-                call = exchange.send(endpoint.channel.unary_unary(path), tries.payload)
-                answer: bytes = await call
-                self.observe(endpoint, await call.trailing_metadata())
-        yield answer
+        yield await self._unary_tries(path, exchange, tries, send_headers=False)
 
     async def choose(self, voice: str, tried: Sequence[str]) -> Endpoint:
         """Picks a pod for `voice`, waiting briefly for room if allowed; raises Refused."""

@@ -45,5 +45,16 @@ async def running_server(
         await server.stop(grace=5)
 
 
+@contextlib.asynccontextmanager
+async def running_servers(
+    count: int, config: PodConfig, engines: dict[str, Any]
+) -> AsyncIterator[list[InferenceServer]]:
+    """`count` pods sharing the same loaded engines."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(running_server(config, engines)) for _ in range(count)
+        ]
+
+
 def load_engines(*voices: Voice) -> dict[str, Any]:
     return {v.name: load_engine(v, "cpu") for v in voices}

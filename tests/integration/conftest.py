@@ -6,13 +6,14 @@ test, so tests do not see each other's objects.
 """
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cluster.control_plane import ControlPlane
 from cluster.polling import wait_until
+from integration.operator_harness import Cluster, OperatorProcess, install_api, running_operators
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -67,3 +68,31 @@ def namespace(api_client: Any) -> Iterator[str]:
     )
     yield name
     core.delete_namespace(name)
+
+
+# Operator fixtures: the API (CRDs) installed once per module, the admin's view
+# of the test namespace, and operators started under the least-privilege role.
+
+
+@pytest.fixture(scope="module")
+def api_installed(control_plane: ControlPlane) -> None:
+    install_api(control_plane)
+
+
+@pytest.fixture
+def cluster(
+    api_client: Any, control_plane: ControlPlane, namespace: str, api_installed: None
+) -> Cluster:
+    return Cluster(api_client, control_plane, namespace)
+
+
+@pytest.fixture
+def operators(
+    request: pytest.FixtureRequest,
+    control_plane: ControlPlane,
+    namespace: str,
+    api_installed: None,
+    tmp_path: Path,
+) -> Iterator[Callable[..., OperatorProcess]]:
+    with running_operators(request, control_plane, namespace, tmp_path) as start:
+        yield start

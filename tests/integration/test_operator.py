@@ -4,50 +4,21 @@ Each test gets a fresh namespace and its own operator process, running as
 the least-privilege ServiceAccount (see operator_harness).
 """
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 import yaml
-from cluster.control_plane import ControlPlane
 from cluster.fake_nodes import GPU_LABEL
 from cluster.polling import wait_until
 from integration.operator_harness import (
     REPO,
     Cluster,
     OperatorProcess,
-    install_api,
     pool_yaml,
-    running_operators,
     voice_yaml,
 )
 
 CONFIG_HASH = "ttsfleet.dev/config-hash"
-
-
-@pytest.fixture(scope="module")
-def api_installed(control_plane: ControlPlane) -> None:
-    install_api(control_plane)
-
-
-@pytest.fixture
-def cluster(
-    api_client: Any, control_plane: ControlPlane, namespace: str, api_installed: None
-) -> Cluster:
-    return Cluster(api_client, control_plane, namespace)
-
-
-@pytest.fixture
-def operators(
-    request: pytest.FixtureRequest,
-    control_plane: ControlPlane,
-    namespace: str,
-    api_installed: None,
-    tmp_path: Path,
-) -> Iterator[Callable[..., OperatorProcess]]:
-    with running_operators(request, control_plane, namespace, tmp_path) as start:
-        yield start
 
 
 @pytest.fixture

@@ -9,18 +9,14 @@ queue depth the test sets.
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
-from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from cluster.control_plane import ControlPlane
 from integration.operator_harness import (
     Cluster,
     OperatorProcess,
-    install_api,
     pool_yaml,
-    running_operators,
     voice_yaml,
 )
 
@@ -43,11 +39,6 @@ class FakeLoad(ttsfleet_v1_pb2_grpc.LoadReporterServicer):
         )
 
 
-@pytest.fixture(scope="module")
-def api_installed(control_plane: ControlPlane) -> None:
-    install_api(control_plane)
-
-
 @pytest.fixture
 def load() -> Iterator[tuple[FakeLoad, str]]:
     servicer = FakeLoad()
@@ -57,25 +48,6 @@ def load() -> Iterator[tuple[FakeLoad, str]]:
     server.start()
     yield servicer, f"127.0.0.1:{port}"
     server.stop(grace=None)
-
-
-@pytest.fixture
-def cluster(
-    api_client: Any, control_plane: ControlPlane, namespace: str, api_installed: None
-) -> Cluster:
-    return Cluster(api_client, control_plane, namespace)
-
-
-@pytest.fixture
-def operators(
-    request: pytest.FixtureRequest,
-    control_plane: ControlPlane,
-    namespace: str,
-    api_installed: None,
-    tmp_path: Path,
-) -> Iterator[Callable[..., OperatorProcess]]:
-    with running_operators(request, control_plane, namespace, tmp_path) as start:
-        yield start
 
 
 def replicas(cluster: Cluster, pool: str) -> tuple[int, int]:

@@ -5,44 +5,15 @@ first); the one with the highest priority handles pools, the other pauses
 until the leader's keep-alive expires (``--peering-lifetime``, 6 s here).
 """
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-from cluster.control_plane import ControlPlane
 from integration.operator_harness import (
     Cluster,
     OperatorProcess,
-    install_api,
     pool_yaml,
-    running_operators,
     voice_yaml,
 )
-
-
-@pytest.fixture(scope="module")
-def api_installed(control_plane: ControlPlane) -> None:
-    install_api(control_plane)
-
-
-@pytest.fixture
-def cluster(
-    api_client: Any, control_plane: ControlPlane, namespace: str, api_installed: None
-) -> Cluster:
-    return Cluster(api_client, control_plane, namespace)
-
-
-@pytest.fixture
-def operators(
-    request: pytest.FixtureRequest,
-    control_plane: ControlPlane,
-    namespace: str,
-    api_installed: None,
-    tmp_path: Path,
-) -> Iterator[Callable[..., OperatorProcess]]:
-    with running_operators(request, control_plane, namespace, tmp_path) as start:
-        yield start
 
 
 def peers(cluster: Cluster) -> dict[str, Any]:

@@ -9,12 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from cluster.control_plane import ControlPlane
-from integration.operator_harness import GROUP, VERSION, install_api, pool_yaml, voice_yaml
-
-
-@pytest.fixture(scope="module")
-def api_installed(control_plane: ControlPlane) -> None:
-    install_api(control_plane)
+from integration.operator_harness import GROUP, VERSION, pool_yaml, voice_yaml
 
 
 def pool(**spec: Any) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from audio_checks import assert_speech, pcm16
 from timed_fleet import running_router
-from voices import JOE_QUIET, load_engines, pod_config, running_server
+from voices import JOE_QUIET, load_engines, pod_config, running_servers
 
 from ttsfleet.inference.server import InferenceServer
 from ttsfleet.jobs.fleet_client import FleetClient
@@ -29,11 +29,8 @@ def engines() -> dict[str, Any]:
 
 @pytest.fixture
 async def two_pods(engines: dict[str, Any]) -> AsyncIterator[list[InferenceServer]]:
-    async with (
-        running_server(pod_config(JOE_QUIET), engines) as a,
-        running_server(pod_config(JOE_QUIET), engines) as b,
-    ):
-        yield [a, b]
+    async with running_servers(2, pod_config(JOE_QUIET), engines) as pods:
+        yield pods
 
 
 async def test_fanned_out_speech_equals_one_request(two_pods: list[InferenceServer]) -> None:

@@ -9,7 +9,7 @@ import grpc
 import pytest
 from audio_checks import assert_speech, pcm16
 from timed_fleet import running_router, stub_for, timed_pods
-from voices import JOE_QUIET, load_engines, pod_config, running_server
+from voices import JOE_QUIET, load_engines, pod_config, running_servers
 
 from ttsfleet.inference.server import InferenceServer
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
@@ -73,11 +73,8 @@ def quiet_engines() -> dict[str, Any]:
 
 @pytest.fixture
 async def two_pods(quiet_engines: dict[str, Any]) -> AsyncIterator[list[InferenceServer]]:
-    async with (
-        running_server(pod_config(JOE_QUIET), quiet_engines) as a,
-        running_server(pod_config(JOE_QUIET), quiet_engines) as b,
-    ):
-        yield [a, b]
+    async with running_servers(2, pod_config(JOE_QUIET), quiet_engines) as pods:
+        yield pods
 
 
 async def test_fanned_out_speech_is_the_whole_texts_speech(two_pods: list[InferenceServer]) -> None:
