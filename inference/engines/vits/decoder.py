@@ -23,6 +23,10 @@ from ttsfleet.inference.engines.vits.layers import conv
 _SLOPE = 0.1
 _LAST_SLOPE = 0.01
 _EDGE_KERNEL = 7
+# Inputs are padded (and masked) to a multiple of this many frames. oneDNN
+# builds a kernel for every new input shape, which costs about as much as
+# running it; with lengths rounded up, a server soon has them all built.
+_BUCKET = 8
 
 
 class ResBlock(nn.Module):
@@ -90,6 +94,7 @@ class Decoder(nn.Module):
         the frames around them are context. Returns [B, (stop - first)·hop].
         """
         first, stop = emit or (0, z.shape[-1])
+        z, mask = _pad_right(z, mask, _BUCKET)
         x, mask = self._stage(0, self.conv_pre(z), mask)
         rate = self.rates[0]
         length = x.shape[-1]
@@ -98,11 +103,14 @@ class Decoder(nn.Module):
         for start in range(first * rate, stop * rate, block):
             end = min(start + block, stop * rate)
             lo = max(start - self.tail_context, 0)
-            hi = min(end + self.tail_context, length)
-            block_mask = None if mask is None else mask[..., lo:hi]
+            # The last block runs to the (bucketed) end: fewer distinct shapes.
+            hi = length if end == stop * rate else min(end + self.tail_context, length)
+            x_block, block_mask = _pad_right(
+                x[..., lo:hi], None if mask is None else mask[..., lo:hi], _BUCKET * rate
+            )
             if block_mask is not None and bool(block_mask.all()):
                 block_mask = None  # every item runs past the block: nothing to mask
-            audio = self._tail(x[..., lo:hi], block_mask)
+            audio = self._tail(x_block, block_mask)
             pieces.append(audio[:, (start - lo) * self.tail_rate : (end - lo) * self.tail_rate])
         return torch.cat(pieces, dim=1)
 
@@ -156,6 +164,19 @@ def context_frames(config: VitsConfig) -> int:
     its middle gives the same samples as decoding the whole utterance.
     """
     return math.ceil(receptive_reach(config) / config.hop)
+
+
+def _pad_right(x: Tensor, mask: Tensor | None, multiple: int) -> tuple[Tensor, Tensor | None]:
+    """Zeros after x up to a multiple of `multiple` positions, masked out."""
+    extra = -x.shape[-1] % multiple
+    if not extra:
+        return x, mask
+    if mask is None:
+        mask = torch.ones(x.shape[0], 1, 1, x.shape[-1], device=x.device)
+    return (
+        F.pad(x, (0, extra)).contiguous(memory_format=torch.channels_last),
+        F.pad(mask, (0, extra)),
+    )
 
 
 def _masked(x: Tensor, mask: Tensor | None) -> Tensor:
