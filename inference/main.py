@@ -36,7 +36,10 @@ async def serve(args: argparse.Namespace) -> None:
     server = InferenceServer(config, engines)
     await server.start(args.host, args.port, args.metrics_port)
     if args.ready_file:
-        args.ready_file.write_text(f"{server.port} {server.metrics_port}\n")
+        # Written whole, then renamed: a watcher never reads a half-written file.
+        partial = args.ready_file.with_name(args.ready_file.name + ".tmp")
+        partial.write_text(f"{server.port} {server.metrics_port}\n")
+        partial.replace(args.ready_file)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
