@@ -27,6 +27,7 @@ _EDGE_KERNEL = 7
 # builds a kernel for every new input shape, which costs about as much as
 # running it; with lengths rounded up, a server soon has them all built.
 _BUCKET = 8
+_MIN_BLOCK = 128
 
 
 class ResBlock(nn.Module):
@@ -51,8 +52,9 @@ class Decoder(nn.Module):
     audio rate their activations are large (32 channels for every sample),
     a block's stay in cache where a whole utterance's do not, and that is
     worth far more than the few positions of context each block decodes
-    twice. `block` counts positions after the first upsampling (64 frames
-    for 512 at medium quality); None runs whole windows, as suits a GPU.
+    twice. `block` counts positions per item after the first upsampling (64
+    frames for 512 at medium quality), shrinking in large batches; None runs
+    whole windows, as suits a GPU.
     """
 
     def __init__(self, config: VitsConfig, block: int | None = 512) -> None:
@@ -98,19 +100,31 @@ class Decoder(nn.Module):
         x, mask = self._stage(0, self.conv_pre(z), mask)
         rate = self.rates[0]
         length = x.shape[-1]
-        block = self.block or (stop - first) * rate
+        valid = None if mask is None else mask.flatten(1).sum(1)  # positions per item
+        block = (stop - first) * rate
+        if self.block is not None:
+            # Per item: the whole block alone, less in a batch (the working set
+            # grows with it), but never so little that context dominates.
+            block = min(self.block, max(4 * self.block // len(x), _MIN_BLOCK))
         pieces = []
         for start in range(first * rate, stop * rate, block):
             end = min(start + block, stop * rate)
             lo = max(start - self.tail_context, 0)
             # The last block runs to the (bucketed) end: fewer distinct shapes.
             hi = length if end == stop * rate else min(end + self.tail_context, length)
-            x_block, block_mask = _pad_right(
-                x[..., lo:hi], None if mask is None else mask[..., lo:hi], _BUCKET * rate
-            )
+            # Items that ended before the block leave it: their audio there is silence.
+            rows = None if valid is None or bool((valid > start).all()) else valid > start
+            part, part_mask = x[..., lo:hi], None if mask is None else mask[..., lo:hi]
+            if rows is not None and part_mask is not None:
+                part, part_mask = part[rows], part_mask[rows]
+            x_block, block_mask = _pad_right(part, part_mask, _BUCKET * rate)
             if block_mask is not None and bool(block_mask.all()):
                 block_mask = None  # every item runs past the block: nothing to mask
             audio = self._tail(x_block, block_mask)
+            if rows is not None:
+                audio = audio.new_zeros(len(x), audio.shape[1]).index_copy_(
+                    0, rows.nonzero().flatten(), audio
+                )
             pieces.append(audio[:, (start - lo) * self.tail_rate : (end - lo) * self.tail_rate])
         return torch.cat(pieces, dim=1)
 
