@@ -13,10 +13,11 @@ Run: python tests/bench/bench_torch_engine.py [--rounds N] [--threads N]
 
 Times start from phoneme ids (the front end is the same code for both).
 This machine is shared, so every figure is a ratio of measurements taken
-back to back: each sentence (or batch) runs on every setup in turn, in an
+back to back: in each round every setup runs the same work in turn, in an
 order that rotates between rounds, after a short pause that lets the other
 runtime's spinning threads go idle; a table's "vs onnx" is the median of
-those paired ratios, its absolute columns the median over rounds.
+the paired ratios (per sentence, or per round), its absolute columns the
+median over rounds.
 """
 
 from __future__ import annotations
@@ -88,18 +89,20 @@ def _real_time_factor(
     per_round: dict[str, list[float]] = {name: [] for name in engines}
     ratios: dict[str, list[float]] = {name: [] for name in engines}
     for round_ in range(rounds):
-        totals = dict.fromkeys(engines, 0.0)
-        for item in items:
-            times = _paired(
-                {name: partial(_run, engine, [item]) for name, engine in engines.items()},
-                round_,
-            )
-            baseline = times["onnxruntime (piper-onnx)"]
-            for name, seconds in times.items():
-                totals[name] += seconds
-                ratios[name].append(seconds / baseline)
-        for name, total in totals.items():
-            per_round[name].append(total)
+        # Each engine takes all sentences in a row, so that a runtime's idle
+        # threads spinning after its last call slow the other only once a round.
+        per_sentence: dict[str, list[float]] = {name: [] for name in engines}
+        _paired(
+            {
+                name: partial(_time_each, engine, items, per_sentence[name])
+                for name, engine in engines.items()
+            },
+            round_,
+        )
+        baseline = per_sentence["onnxruntime (piper-onnx)"]
+        for name, times in per_sentence.items():
+            per_round[name].append(sum(times))
+            ratios[name] += [t / b for t, b in zip(times, baseline, strict=True)]
     print(f"Real-time factor at batch 1, {audio_seconds:.1f} s of audio (lower is faster)")
     print(f"{'engine':<28}{'RTF':>8}{'vs onnx':>10}")
     for name in engines:
@@ -186,6 +189,13 @@ def _paired(setups: dict[str, Callable[[], object]], round_: int) -> dict[str, f
         setups[name]()
         times[name] = time.perf_counter() - started
     return {name: times[name] for name in names}
+
+
+def _time_each(engine: VoiceEngine, items: list[BatchItem], times: list[float]) -> None:
+    for item in items:
+        started = time.perf_counter()
+        _run(engine, [item])
+        times.append(time.perf_counter() - started)
 
 
 def _in_batches(engine: VoiceEngine, batches: list[list[BatchItem]]) -> None:
