@@ -45,9 +45,10 @@ class PiperTorchEngine(VoiceEngine):
     """A Piper voice on torch, batched and streamed.
 
     `window_frames` is the first decoder window in latent frames (one frame
-    is `hop` samples, 256 for medium voices: about 12 ms at 22050 Hz); later
-    windows double up to `max_window_frames`. None decodes each batch in one
-    piece.
+    is `hop` samples, 256 for medium voices: about 12 ms at 22050 Hz), kept
+    small so the first audio leaves early; the rest follows in windows of up
+    to `max_window_frames`, each handed out block by block as the decoder
+    produces it. None decodes each batch as one window.
     """
 
     def __init__(
@@ -57,7 +58,7 @@ class PiperTorchEngine(VoiceEngine):
         *,
         max_batch_size: int = 16,
         window_frames: int | None = 32,
-        max_window_frames: int = 256,
+        max_window_frames: int = 512,
     ) -> None:
         model_path, config_path = voice_files(voice.source)
         self._front = PiperFrontEnd(config_path, voice.defaults)
@@ -100,12 +101,17 @@ class PiperTorchEngine(VoiceEngine):
             max(lengths), self._window_frames, self._max_window_frames, self._context
         ):
             active = [i for i, length in enumerate(lengths) if length > window.start]
-            with torch.inference_mode():
-                audio = self._decode(z, frame_lengths, active, window)
-            pieces = [_EMPTY] * len(items)
-            for row, i in enumerate(active):
-                pieces[i] = audio[row, : (min(window.stop, lengths[i]) - window.start) * self._hop]
-            yield pieces
+            # Samples each active item still has in this window; pieces end there.
+            left = [(min(window.stop, lengths[i]) - window.start) * self._hop for i in active]
+            decoded = self._decode(z, frame_lengths, active, window)
+            if self._window_frames is None:  # not streaming: the whole batch in one step
+                decoded = iter([np.concatenate(list(decoded), axis=1)])
+            for audio in decoded:
+                pieces = [_EMPTY] * len(items)
+                for row, i in enumerate(active):
+                    pieces[i] = audio[row, : left[row]]
+                    left[row] = max(left[row] - audio.shape[1], 0)
+                yield pieces
 
     def _latents(self, items: Sequence[BatchItem]) -> tuple[torch.Tensor, torch.Tensor]:
         longest = max(len(utterance.phoneme_ids) for utterance, _ in items)
@@ -127,14 +133,21 @@ class PiperTorchEngine(VoiceEngine):
 
     def _decode(
         self, z: torch.Tensor, frame_lengths: torch.Tensor, active: list[int], window: Window
-    ) -> npt.NDArray[np.float32]:
-        """Audio of the window's emitted frames for the active items, [len(active), samples]."""
-        rows = torch.tensor(active, device=z.device)
-        width = window.hi - window.lo
-        valid = (frame_lengths[rows] - window.lo).clamp(max=width)
-        audio = self._model.decode(
-            z[rows, ..., window.lo : window.hi],
-            valid if bool((valid < width).any()) else None,
-            emit=(window.start - window.lo, window.stop - window.lo),
-        )
-        return audio.cpu().numpy()
+    ) -> Iterator[npt.NDArray[np.float32]]:
+        """The window's emitted audio for the active items, [len(active), samples] at a time."""
+        with torch.inference_mode():
+            rows = torch.tensor(active, device=z.device)
+            width = window.hi - window.lo
+            valid = (frame_lengths[rows] - window.lo).clamp(max=width)
+            pieces = self._model.decode(
+                z[rows, ..., window.lo : window.hi],
+                valid if bool((valid < width).any()) else None,
+                emit=(window.start - window.lo, window.stop - window.lo),
+            )
+        while True:
+            # The decoder works as pieces are taken, so each take runs in inference mode.
+            with torch.inference_mode():
+                piece = next(pieces, None)
+            if piece is None:
+                return
+            yield piece.cpu().numpy()

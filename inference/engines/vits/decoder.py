@@ -11,6 +11,7 @@ audio is the same as when it runs alone.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -95,6 +96,15 @@ class Decoder(nn.Module):
         `emit` = (first, stop) frames of z whose audio is wanted (default: all);
         the frames around them are context. Returns [B, (stop - first)·hop].
         """
+        return torch.cat(list(self.stream(z, mask, emit)), dim=1)
+
+    def stream(
+        self, z: Tensor, mask: Tensor | None, emit: tuple[int, int] | None = None
+    ) -> Iterator[Tensor]:
+        """Like forward, one time block at a time: [B, samples] pieces in order.
+
+        The first stage runs over the whole input before the first piece.
+        """
         first, stop = emit or (0, z.shape[-1])
         z, mask = _pad_right(z, mask, _BUCKET)
         x, mask = self._stage(0, self.conv_pre(z), mask)
@@ -106,7 +116,6 @@ class Decoder(nn.Module):
             # Per item: the whole block alone, less in a batch (the working set
             # grows with it), but never so little that context dominates.
             block = min(self.block, max(4 * self.block // len(x), _MIN_BLOCK))
-        pieces = []
         for start in range(first * rate, stop * rate, block):
             end = min(start + block, stop * rate)
             lo = max(start - self.tail_context, 0)
@@ -125,8 +134,7 @@ class Decoder(nn.Module):
                 audio = audio.new_zeros(len(x), audio.shape[1]).index_copy_(
                     0, rows.nonzero().flatten(), audio
                 )
-            pieces.append(audio[:, (start - lo) * self.tail_rate : (end - lo) * self.tail_rate])
-        return torch.cat(pieces, dim=1)
+            yield audio[:, (start - lo) * self.tail_rate : (end - lo) * self.tail_rate]
 
     def _tail(self, x: Tensor, mask: Tensor | None) -> Tensor:
         for stage in range(1, len(self.rates)):

@@ -1,12 +1,14 @@
 """The VITS stages in sequence for a padded batch: ids → latent frames → audio.
 
 Split in two calls so that the engine can stream: `latents` runs the text
-encoder, duration predictor and flow over whole utterances (they are cheap
-and need the whole sentence), `decode` turns any span of latent frames into
-audio (the expensive part, run window by window).
+encoder, duration predictor and flow over whole utterances (they need the
+whole sentence), `decode` turns any span of latent frames into audio piece
+by piece (the larger part of the work).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -65,11 +67,12 @@ class Synthesizer(nn.Module):
 
     def decode(
         self, z: Tensor, lengths: Tensor | None, emit: tuple[int, int] | None = None
-    ) -> Tensor:
-        """z [B, inter, 1, F] → audio of frames emit = [first, stop) (default all), [B, samples].
+    ) -> Iterator[Tensor]:
+        """z [B, inter, 1, F] → audio of frames emit = [first, stop) (default all), in pieces.
 
         lengths [B] when items end before F; frames outside `emit` are context.
+        Each piece is [B, samples], the next stretch of every item's audio;
+        work is done as pieces are taken.
         """
         mask = None if lengths is None else sequence_mask(lengths, z.shape[-1])
-        audio: Tensor = self.dec(z, mask, emit)
-        return audio
+        return self.dec.stream(z, mask, emit)

@@ -1,12 +1,12 @@
-"""Which latent frames each streamed decoder step emits, and which it decodes to get them.
+"""Which latent frames each streamed decoder call emits, and which it decodes to get them.
 
-The first window is small, so the first audio leaves early; each next one is
-twice as long up to a cap, so the context decoded twice at every seam costs
-less and less as the utterance goes on, and memory stays bounded for long
-sentences. Every window is decoded with `context` frames of its neighbours on
-each side (clipped at the utterance's ends) and cropped back. A remainder
-shorter than the context joins the window before it: decoded alone it would
-cost mostly context.
+The first window is small, so the first audio leaves early; the rest of the
+utterance follows in windows of up to `largest` frames (the decoder streams
+each of those block by block, so they need not be small, and the cap bounds
+the memory a long sentence in a large batch takes). Every window is decoded
+with `context` frames of its neighbours on each side (clipped at the
+utterance's ends) and cropped back. A remainder shorter than the context
+joins the window before it: decoded alone it would cost mostly context.
 """
 
 from __future__ import annotations
@@ -37,5 +37,5 @@ def plan_windows(frames: int, first: int | None, largest: int, context: int) -> 
         if frames - stop < context:
             stop = frames
         windows.append(Window(start, stop, max(start - context, 0), min(stop + context, frames)))
-        start, size = stop, min(2 * size, largest)
+        start, size = stop, largest
     return windows
