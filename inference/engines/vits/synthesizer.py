@@ -26,7 +26,6 @@ class Synthesizer(nn.Module):
 
     def __init__(self, config: VitsConfig, decoder_block: int | None = 512) -> None:
         super().__init__()
-        self.config = config
         self.enc_p = TextEncoder(config)
         self.dp = DurationPredictor(config)
         self.flow = Flow(config)
