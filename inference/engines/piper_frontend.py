@@ -7,13 +7,14 @@ into exactly the same phoneme ids; this is the one place that does it.
 from __future__ import annotations
 
 import json
+from abc import ABC
 from pathlib import Path
 
 from piper.config import PiperConfig
 from piper.voice import PiperVoice
 
-from ttsfleet.inference.engine import SynthesisParams, Utterance
-from ttsfleet.manifests import VoiceDefaults
+from ttsfleet.inference.engine import SynthesisParams, Utterance, VoiceEngine, VoiceInfo
+from ttsfleet.manifests import Voice, VoiceDefaults
 
 
 class PiperFrontEnd:
@@ -46,3 +47,22 @@ class PiperFrontEnd:
 
 def _or(value: float | None, fallback: float) -> float:
     return fallback if value is None else value
+
+
+class PiperEngine(VoiceEngine, ABC):
+    """What every engine of Piper voices shares: the front end and the voice's description."""
+
+    def __init__(self, voice: Voice, engine: str, config_path: Path) -> None:
+        self._front = PiperFrontEnd(config_path, voice.defaults)
+        self.info = VoiceInfo(
+            name=voice.name,
+            engine=engine,
+            language=voice.language or self._front.config.espeak_voice,
+            sample_rate=self._front.config.sample_rate,
+        )
+
+    def utterances(self, text: str) -> list[Utterance]:
+        return self._front.utterances(text)
+
+    def default_params(self, speed: float) -> SynthesisParams:
+        return self._front.default_params(speed)

@@ -14,15 +14,13 @@ from ttsfleet.inference.engine import (
     BatchItem,
     SynthesisParams,
     Utterance,
-    VoiceEngine,
-    VoiceInfo,
 )
-from ttsfleet.inference.engines.piper_frontend import PiperFrontEnd
+from ttsfleet.inference.engines.piper_frontend import PiperEngine
 from ttsfleet.inference.voice_files import voice_files
 from ttsfleet.manifests import Voice
 
 
-class PiperOnnxEngine(VoiceEngine):
+class PiperOnnxEngine(PiperEngine):
     """One utterance at a time: the exported Piper graph takes a batch of one."""
 
     max_batch_size = 1
@@ -32,20 +30,8 @@ class PiperOnnxEngine(VoiceEngine):
         use_cuda = device == "cuda" and "CUDAExecutionProvider" in (
             onnxruntime.get_available_providers()
         )
+        super().__init__(voice, "piper-onnx", config)
         self._piper = PiperVoice.load(model, config, use_cuda=use_cuda)
-        self._front = PiperFrontEnd(config, voice.defaults)
-        self.info = VoiceInfo(
-            name=voice.name,
-            engine="piper-onnx",
-            language=voice.language or self._front.config.espeak_voice,
-            sample_rate=self._front.config.sample_rate,
-        )
-
-    def utterances(self, text: str) -> list[Utterance]:
-        return self._front.utterances(text)
-
-    def default_params(self, speed: float) -> SynthesisParams:
-        return self._front.default_params(speed)
 
     def run_batch(self, items: Sequence[BatchItem]) -> Iterator[list[Audio]]:
         yield [self._synthesize(utterance, params) for utterance, params in items]

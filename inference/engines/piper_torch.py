@@ -22,12 +22,8 @@ import torch
 from ttsfleet.inference.engine import (
     Audio,
     BatchItem,
-    SynthesisParams,
-    Utterance,
-    VoiceEngine,
-    VoiceInfo,
 )
-from ttsfleet.inference.engines.piper_frontend import PiperFrontEnd
+from ttsfleet.inference.engines.piper_frontend import PiperEngine
 from ttsfleet.inference.engines.vits.config import read_config
 from ttsfleet.inference.engines.vits.decoder import context_frames
 from ttsfleet.inference.engines.vits.onnx_voice import OnnxVoice
@@ -41,7 +37,7 @@ _LOG = logging.getLogger(__name__)
 _EMPTY: Audio = np.zeros(0, dtype=np.float32)
 
 
-class PiperTorchEngine(VoiceEngine):
+class PiperTorchEngine(PiperEngine):
     """A Piper voice on torch, batched and streamed.
 
     `window_frames` is the first decoder window in latent frames (one frame
@@ -61,7 +57,7 @@ class PiperTorchEngine(VoiceEngine):
         max_window_frames: int = 512,
     ) -> None:
         model_path, config_path = voice_files(voice.source)
-        self._front = PiperFrontEnd(config_path, voice.defaults)
+        super().__init__(voice, "piper-torch", config_path)
         if device == "cuda" and not torch.cuda.is_available():
             _LOG.warning("voice %s: CUDA is not available, running on CPU", voice.name)
         self._device = torch.device(
@@ -78,18 +74,6 @@ class PiperTorchEngine(VoiceEngine):
         self._window_frames = window_frames
         self._max_window_frames = max(max_window_frames, window_frames or 1)
         self.max_batch_size = max_batch_size
-        self.info = VoiceInfo(
-            name=voice.name,
-            engine="piper-torch",
-            language=voice.language or self._front.config.espeak_voice,
-            sample_rate=self._front.config.sample_rate,
-        )
-
-    def utterances(self, text: str) -> list[Utterance]:
-        return self._front.utterances(text)
-
-    def default_params(self, speed: float) -> SynthesisParams:
-        return self._front.default_params(speed)
 
     def run_batch(self, items: Sequence[BatchItem]) -> Iterator[list[Audio]]:
         if not items:
