@@ -247,6 +247,18 @@ def deployment(
                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
             },
             {"name": "HOME", "value": "/tmp"},
+            # One engine thread per core the pod may use: torch's OpenMP
+            # threads slow down several-fold when they outnumber free cores.
+            {
+                "name": "OMP_NUM_THREADS",
+                "valueFrom": {
+                    "resourceFieldRef": {
+                        "containerName": "inference",
+                        "resource": "limits.cpu",
+                        "divisor": "1",
+                    }
+                },
+            },
         ],
         "ports": [
             {"name": "grpc", "containerPort": GRPC_PORT},
