@@ -75,7 +75,8 @@ class Scheduler:
         self._waiting: collections.deque[Job] = collections.deque()
         self._active: list[Job] = []
         self._wakeup = asyncio.Event()
-        self._changed = asyncio.Condition()
+        # Set and replaced on every change: waiters hold the event of their moment.
+        self._changed = asyncio.Event()
         self._draining = False
         # One thread: the engines already use every core per batch, and one
         # thread keeps a model's weights and caches on one thread.
@@ -119,16 +120,13 @@ class Scheduler:
 
     async def wait_for_change(self, seconds: float) -> None:
         """Returns when the load changed or after `seconds`, whichever is first."""
-        async with self._changed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), seconds)
+        changed = self._changed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), seconds)
 
     def _notify(self) -> None:
-        asyncio.get_running_loop().create_task(self._notify_async())
-
-    async def _notify_async(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     async def run(self) -> None:
         """The worker loop; runs until cancelled."""

@@ -138,7 +138,9 @@ class Forwarder:
                 response = joined_response([part async for part in parts], request.encoding)
                 await exchange.deliver(None, {})
                 return response
-            return await self._unary_tries(path, exchange, _Tries(exchange.payload), True)
+            return await self._unary_tries(
+                path, exchange, _Tries(exchange.payload), send_headers=True
+            )
         raise AssertionError("unreachable: an exchange ends with a response or an abort")
 
     async def _unary_tries(

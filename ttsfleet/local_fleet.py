@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -47,7 +47,7 @@ class Worker:
     process: asyncio.subprocess.Process | None = None
     port: int = 0
     restarts: int = 0
-    stopping: bool = field(default=False)
+    stopping: bool = False
 
     @property
     def name(self) -> str:
