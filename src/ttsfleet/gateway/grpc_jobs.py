@@ -1,0 +1,95 @@
+"""`ttsfleet.v1.Jobs`: the job operations as gRPC, over the same JobService as the HTTP API."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+import grpc
+
+from ttsfleet.errors import TTSError
+from ttsfleet.jobs.model import AudioFormat, Job, JobSpec, JobState
+from ttsfleet.jobs.service import JobService
+from ttsfleet.proto import tts_pb2, ttsfleet_v1_pb2, ttsfleet_v1_pb2_grpc
+
+Code = grpc.StatusCode
+STATES = {
+    JobState.QUEUED: ttsfleet_v1_pb2.JOB_STATE_QUEUED,
+    JobState.RUNNING: ttsfleet_v1_pb2.JOB_STATE_RUNNING,
+    JobState.SUCCEEDED: ttsfleet_v1_pb2.JOB_STATE_SUCCEEDED,
+    JobState.FAILED: ttsfleet_v1_pb2.JOB_STATE_FAILED,
+    JobState.DEAD_LETTERED: ttsfleet_v1_pb2.JOB_STATE_DEAD_LETTERED,
+}
+ENCODINGS = {
+    AudioFormat.WAV: tts_pb2.AUDIO_ENCODING_WAV,
+    AudioFormat.PCM: tts_pb2.AUDIO_ENCODING_PCM16,
+}
+
+
+def job_message(job: Job, created: bool = False) -> ttsfleet_v1_pb2.Job:
+    return ttsfleet_v1_pb2.Job(
+        id=job.id,
+        state=STATES[job.state],
+        pieces_done=job.pieces_done,
+        pieces_total=job.pieces_total,
+        attempts=job.attempts,
+        error=job.error,
+        encoding=ENCODINGS[job.spec.format],
+        created_ms=int(job.created_at * 1000),
+        updated_ms=int(job.updated_at * 1000),
+        created=created,
+    )
+
+
+@contextlib.contextmanager
+def _statuses() -> Iterator[list[tuple[grpc.StatusCode, str]]]:
+    """Catches the service's refusals as (code, message); the caller aborts with it."""
+    refusal: list[tuple[grpc.StatusCode, str]] = []
+    try:
+        yield refusal
+    except TTSError as error:
+        named = error.code is Code.INVALID_ARGUMENT and error.field
+        refusal.append((error.code, f"{error.field}: {error.message}" if named else error.message))
+
+
+class JobsService(ttsfleet_v1_pb2_grpc.JobsServicer):
+    def __init__(self, jobs: JobService) -> None:
+        self._jobs = jobs
+
+    async def SubmitJob(
+        self, request: ttsfleet_v1_pb2.SubmitJobRequest, context: grpc.aio.ServicerContext
+    ) -> ttsfleet_v1_pb2.Job:
+        with _statuses() as refusal:
+            spec = JobSpec(
+                text=request.text,
+                voice=request.voice,
+                format=AudioFormat.PCM
+                if request.encoding == tts_pb2.AUDIO_ENCODING_PCM16
+                else AudioFormat.WAV,
+                speed=request.speed or 1.0,
+                sample_rate=request.sample_rate,
+                callback_url=request.callback_url,
+                idempotency_key=request.idempotency_key,
+            )
+            job, created = await self._jobs.submit(spec)
+            return job_message(job, created)
+        await context.abort(*refusal[0])
+        raise AssertionError("unreachable: abort raises")
+
+    async def GetJob(
+        self, request: ttsfleet_v1_pb2.GetJobRequest, context: grpc.aio.ServicerContext
+    ) -> ttsfleet_v1_pb2.Job:
+        with _statuses() as refusal:
+            return job_message(await self._jobs.get(request.id))
+        await context.abort(*refusal[0])
+        raise AssertionError("unreachable: abort raises")
+
+    async def GetJobAudio(
+        self, request: ttsfleet_v1_pb2.GetJobRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[ttsfleet_v1_pb2.JobAudioChunk]:
+        with _statuses() as refusal:
+            audio = await self._jobs.audio(request.id)
+        if refusal:
+            await context.abort(*refusal[0])
+        async for chunk in audio.chunks:
+            yield ttsfleet_v1_pb2.JobAudioChunk(chunk=chunk)

@@ -1,0 +1,97 @@
+"""Request and response bodies of the HTTP API; FastAPI turns them into the OpenAPI spec."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ttsfleet.jobs.model import MAX_CALLBACK_URL, MAX_IDEMPOTENCY_KEY, MAX_JOB_TEXT
+from ttsfleet.text import MAX_SAMPLE_RATE, MAX_SPEED, MIN_SAMPLE_RATE, MIN_SPEED
+
+# At least one character that is not whitespace (patterns match anywhere).
+SPEAKABLE = r"\S"
+MAX_SPEECH_INPUT = 20_000
+MAX_NAME = 100
+
+
+class JobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(
+        min_length=1, max_length=MAX_JOB_TEXT, pattern=SPEAKABLE, description="What to say."
+    )
+    voice: str = Field(
+        "", max_length=MAX_NAME, description="A voice name; empty: the fleet's default."
+    )
+    format: Literal["wav", "pcm"] = Field(
+        "wav", description="wav: a WAV file; pcm: headerless 16-bit little-endian mono."
+    )
+    speed: float = Field(1.0, ge=MIN_SPEED, le=MAX_SPEED, description="1.0 is normal.")
+    sample_rate: int | None = Field(
+        None, ge=MIN_SAMPLE_RATE, le=MAX_SAMPLE_RATE, description="Hz; omitted: the voice's own."
+    )
+    callback_url: str | None = Field(
+        None,
+        max_length=MAX_CALLBACK_URL,
+        pattern=r"^https?://\S+$",
+        description="POSTed the job's status (JSON) when the job ends.",
+    )
+    idempotency_key: str | None = Field(
+        None,
+        max_length=MAX_IDEMPOTENCY_KEY,
+        description="Submitting the same key again returns the first job instead of a new one "
+        "(the Idempotency-Key header does the same; this field wins if both are given).",
+    )
+
+
+class Progress(BaseModel):
+    pieces_done: int
+    pieces_total: int
+
+
+class JobStatus(BaseModel):
+    id: str
+    state: Literal["queued", "running", "succeeded", "failed", "dead_lettered"]
+    progress: Progress
+    attempts: int
+    error: str | None = Field(description="The last error: why it failed, or why it is retrying.")
+    voice: str | None
+    format: Literal["wav", "pcm"]
+    created_at: float = Field(description="Unix time.")
+    updated_at: float = Field(description="Unix time.")
+    audio_url: str | None = Field(description="Where the audio is, once succeeded.")
+
+
+class SpeechRequest(BaseModel):
+    """OpenAI's `POST /v1/audio/speech` body, with the formats and voices this fleet has."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(
+        min_length=1,
+        max_length=MAX_NAME,
+        description="Accepted for compatibility; the voice decides.",
+    )
+    input: str = Field(min_length=1, max_length=MAX_SPEECH_INPUT, pattern=SPEAKABLE)
+    voice: str = Field(
+        "", max_length=MAX_NAME, description="A voice name; empty: the fleet's default."
+    )
+    response_format: Literal["wav", "pcm"] = Field(
+        "wav", description="wav (streamed, length unknown) or pcm (16-bit little-endian mono)."
+    )
+    speed: float = Field(1.0, ge=MIN_SPEED, le=MAX_SPEED)
+    instructions: str | None = Field(None, max_length=4096, description="Accepted and ignored.")
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error, in OpenAI's shape."""
+
+    error: ErrorDetail

@@ -1,0 +1,69 @@
+"""The base of the Piper engines: Piper's text front end (text → sentences → phoneme ids).
+
+Both the ONNX and the torch engine run Piper voices, so they must turn text
+into exactly the same phoneme ids, voice description and speed handling;
+`PiperEngine` is the one place that does it.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC
+from pathlib import Path
+
+from piper.config import PiperConfig
+from piper.voice import PiperVoice
+
+from ttsfleet.inference.engine import SynthesisParams, Utterance, VoiceEngine, VoiceInfo
+from ttsfleet.manifests import Voice, VoiceDefaults
+
+
+class PiperFrontEnd:
+    """Phonemizes text with the voice's espeak settings and applies its defaults."""
+
+    def __init__(self, config_path: Path, defaults: VoiceDefaults) -> None:
+        with config_path.open(encoding="utf-8") as stream:
+            self.config = PiperConfig.from_dict(json.load(stream))
+        # PiperVoice owns the phonemizer logic for every phoneme type; it needs
+        # no model session for that, so none is loaded here.
+        self._phonemizer = PiperVoice(session=None, config=self.config)
+        self._defaults = defaults
+
+    def utterances(self, text: str) -> list[Utterance]:
+        return [
+            Utterance(tuple(self._phonemizer.phonemes_to_ids(phonemes)))
+            for phonemes in self._phonemizer.phonemize(text)
+            if phonemes
+        ]
+
+    def default_params(self, speed: float) -> SynthesisParams:
+        rate = speed * self._defaults.speed
+        return SynthesisParams(
+            length_scale=self.config.length_scale / rate,
+            noise_scale=_or(self._defaults.noise_scale, self.config.noise_scale),
+            noise_w=_or(self._defaults.noise_w, self.config.noise_w_scale),
+            speaker=self._defaults.speaker,
+        )
+
+
+def _or(value: float | None, fallback: float) -> float:
+    return fallback if value is None else value
+
+
+class PiperEngine(VoiceEngine, ABC):
+    """What every engine of Piper voices shares: the front end and the voice's description."""
+
+    def __init__(self, voice: Voice, engine: str, config_path: Path) -> None:
+        self._front = PiperFrontEnd(config_path, voice.defaults)
+        self.info = VoiceInfo(
+            name=voice.name,
+            engine=engine,
+            language=voice.language or self._front.config.espeak_voice,
+            sample_rate=self._front.config.sample_rate,
+        )
+
+    def utterances(self, text: str) -> list[Utterance]:
+        return self._front.utterances(text)
+
+    def default_params(self, speed: float) -> SynthesisParams:
+        return self._front.default_params(speed)

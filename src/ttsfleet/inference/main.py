@@ -1,0 +1,61 @@
+"""`ttsfleet inference`: runs one inference pod until SIGTERM/SIGINT, then drains."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+
+import yaml
+
+from ttsfleet import logs
+from ttsfleet.inference.server import InferenceServer, load_engines
+from ttsfleet.manifests import PodConfig
+
+log = logging.getLogger(__name__)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="ttsfleet inference", description=__doc__)
+    parser.add_argument("--config", type=Path, required=True, help="pod configuration YAML")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=50051, help="gRPC port (0 picks a free one)")
+    parser.add_argument("--metrics-port", type=int, default=9090, help="Prometheus port")
+    parser.add_argument("--drain-seconds", type=float, default=30.0)
+    parser.add_argument("--ready-file", type=Path, help="write the bound ports here once serving")
+    parser.add_argument("--log-format", choices=("json", "text"), default="json")
+    parser.add_argument("--log-level", default=os.environ.get("TTSFLEET_LOG_LEVEL", "INFO"))
+    return parser.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    config = PodConfig.from_dict(yaml.safe_load(args.config.read_text(encoding="utf-8")))
+    engines = await asyncio.to_thread(load_engines, config)
+    server = InferenceServer(config, engines)
+    await server.start(args.host, args.port, args.metrics_port)
+    if args.ready_file:
+        # Written whole, then renamed: a watcher never reads a half-written file.
+        partial = args.ready_file.with_name(args.ready_file.name + ".tmp")
+        partial.write_text(f"{server.port} {server.metrics_port}\n")
+        partial.replace(args.ready_file)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("draining")
+    await server.stop(args.drain_seconds)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    logs.configure(
+        f"inference/{os.environ.get('POD_NAME', 'local')}",
+        args.log_level,
+        args.log_format == "json",
+    )
+    asyncio.run(serve(args))
+    return 0

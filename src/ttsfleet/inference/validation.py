@@ -1,0 +1,66 @@
+"""Checks a request against the pod's limits before any work is queued.
+
+Every failure is a TTSError with the status code DESIGN.md assigns and a
+message that tells the caller what to change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import grpc
+
+from ttsfleet.errors import TTSError
+from ttsfleet.proto import tts_pb2
+from ttsfleet.text import MAX_SAMPLE_RATE, MAX_SPEED, MIN_SAMPLE_RATE, MIN_SPEED, clean_text
+
+WAV, PCM16 = tts_pb2.AUDIO_ENCODING_WAV, tts_pb2.AUDIO_ENCODING_PCM16
+
+
+@dataclass(frozen=True)
+class ValidRequest:
+    text: str
+    voice: str
+    speed: float
+    sample_rate: int  # 0: the voice's own
+    encoding: tts_pb2.AudioEncoding
+
+
+def validate(
+    request: tts_pb2.TTSRequest,
+    *,
+    streaming: bool,
+    voices: Collection[str],
+    default_voice: str,
+    max_text_length: int,
+) -> ValidRequest:
+    invalid = grpc.StatusCode.INVALID_ARGUMENT
+    if len(request.text) > max_text_length:
+        raise TTSError(
+            invalid, f"text is {len(request.text)} characters; the limit is {max_text_length}"
+        )
+    text = clean_text(request.text)
+    if not text:
+        raise TTSError(invalid, "text is empty")
+    voice = request.voice or default_voice
+    if voice not in voices:
+        raise TTSError(
+            grpc.StatusCode.NOT_FOUND,
+            f"unknown voice {voice!r}; this endpoint serves: {', '.join(sorted(voices))}",
+        )
+    speed = request.speed or 1.0
+    if not (math.isfinite(speed) and MIN_SPEED <= speed <= MAX_SPEED):
+        raise TTSError(invalid, f"speed {speed} is outside {MIN_SPEED}-{MAX_SPEED}")
+    rate = request.sample_rate
+    if rate and not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise TTSError(
+            invalid, f"sample_rate {rate} is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
+        )
+    encoding = request.encoding or (PCM16 if streaming else WAV)
+    if encoding not in (WAV, PCM16):
+        raise TTSError(invalid, f"unknown encoding {request.encoding}")
+    if streaming and encoding != PCM16:
+        raise TTSError(invalid, "StreamSynthesize sends PCM16 only; use Synthesize for WAV")
+    return ValidRequest(text=text, voice=voice, speed=speed, sample_rate=rate, encoding=encoding)

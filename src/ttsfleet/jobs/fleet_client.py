@@ -1,0 +1,126 @@
+"""The fleet as the jobs worker and the HTTP gateway see it: one gRPC endpoint (the router).
+
+Long texts are split into sentence-aligned pieces and each piece is sent as
+its own request, so the router spreads them over its pods; `fan_out` keeps
+the audio in text order. Streaming (the gateway) passes each piece on live;
+whole-text synthesis (jobs) collects each piece before using it, so a piece
+that fails is retried with backoff without duplicating audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass
+
+import grpc
+
+from ttsfleet.errors import TTSError
+from ttsfleet.jobs.retry import RetryPolicy
+from ttsfleet.pieces import FanoutPolicy, fan_out
+from ttsfleet.proto import tts_pb2, tts_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+Piece = tuple[int, str]
+
+
+@dataclass(frozen=True)
+class Speech:
+    pcm: bytes
+    sample_rate: int
+
+
+class FleetClient:
+    """A channel to the fleet's front door and the requests long-form synthesis makes on it."""
+
+    def __init__(
+        self,
+        address: str,
+        fanout: FanoutPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        piece_timeout: float = 300.0,
+        token: str = "",
+    ) -> None:
+        self.fanout = fanout or FanoutPolicy()
+        self.retry = retry or RetryPolicy()
+        self._timeout = piece_timeout
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._channel = grpc.aio.insecure_channel(address)
+        self._stub = tts_pb2_grpc.TTSServiceStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def voices(self) -> tts_pb2.ListVoicesResponse:
+        voices: tts_pb2.ListVoicesResponse = await self._stub.ListVoices(
+            tts_pb2.ListVoicesRequest(), timeout=10.0, metadata=self._metadata
+        )
+        return voices
+
+    def stream(self, request: tts_pb2.TTSRequest) -> AsyncGenerator[tts_pb2.AudioChunk, None]:
+        """PCM16 chunks of the whole text in order; gRPC errors pass through."""
+        pieces = list(enumerate(self.fanout.pieces(request.text)))
+        live = functools.partial(self._piece_stream, request)
+        return fan_out(pieces, live, self.fanout.parallel)
+
+    async def synthesize(
+        self, request: tts_pb2.TTSRequest, progress: Callable[[int, int], None]
+    ) -> Speech:
+        """The whole text's PCM16, calling `progress(done, total)` as pieces finish.
+
+        Raises TTSError once a piece failed permanently or used up its attempts.
+        """
+        pieces = list(enumerate(self.fanout.pieces(request.text)))
+        done = 0
+        progress(done, len(pieces))
+
+        async def whole(piece: Piece) -> AsyncIterator[list[tts_pb2.AudioChunk]]:
+            nonlocal done
+            chunks = await self._piece_with_retries(request, piece)
+            done += 1
+            progress(done, len(pieces))
+            yield chunks
+
+        parts = [chunks async for chunks in fan_out(pieces, whole, self.fanout.parallel)]
+        rates = {chunk.sample_rate for chunks in parts for chunk in chunks}
+        if len(rates) != 1:
+            raise TTSError(grpc.StatusCode.INTERNAL, f"pieces came at sample rates {rates}")
+        return Speech(b"".join(c.chunk for chunks in parts for c in chunks), rates.pop())
+
+    async def _piece_with_retries(
+        self, template: tts_pb2.TTSRequest, piece: Piece
+    ) -> list[tts_pb2.AudioChunk]:
+        for attempt in range(1, self.retry.piece_attempts + 1):
+            try:
+                return [chunk async for chunk in self._piece_stream(template, piece)]
+            except grpc.aio.AioRpcError as error:
+                failure = TTSError.from_rpc(error)
+                if failure.permanent or attempt == self.retry.piece_attempts:
+                    raise failure from error
+                delay = self.retry.delay(attempt)
+                log.info(
+                    "piece failed; retrying",
+                    extra={"piece": piece[0], "code": error.code().name, "in_seconds": delay},
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _piece_stream(
+        self, template: tts_pb2.TTSRequest, piece: Piece
+    ) -> AsyncIterator[tts_pb2.AudioChunk]:
+        index, text = piece
+        request = tts_pb2.TTSRequest()
+        request.CopyFrom(template)
+        request.text = text
+        request.encoding = tts_pb2.AUDIO_ENCODING_PCM16
+        if template.request_id:
+            request.request_id = f"{template.request_id}.{index}"
+        call = self._stub.StreamSynthesize(request, timeout=self._timeout, metadata=self._metadata)
+        try:
+            async for chunk in call:
+                yield chunk
+        finally:
+            call.cancel()

@@ -1,0 +1,155 @@
+"""What a job is: the request, its lifecycle states, and the record every backend keeps.
+
+A job moves queued → running → succeeded, or back to queued (with a delay)
+when an attempt fails for a reason worth retrying; it ends failed when the
+request itself is wrong (retrying cannot help) and dead-lettered when it kept
+failing for other reasons, with the last error kept for the caller to read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+import grpc
+
+from ttsfleet.errors import TTSError
+from ttsfleet.proto import tts_pb2
+from ttsfleet.text import MAX_SAMPLE_RATE, MAX_SPEED, MIN_SAMPLE_RATE, MIN_SPEED
+
+# Long-form texts: far beyond one pod's maxTextLength, since jobs are split.
+MAX_JOB_TEXT = 200_000
+MAX_IDEMPOTENCY_KEY = 200
+MAX_CALLBACK_URL = 2000
+# The error a job carries when its lease ran out: the worker died or hung.
+LOST = "the worker running it stopped before finishing (its lease ran out)"
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEAD_LETTERED = "dead_lettered"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.DEAD_LETTERED)
+
+
+class AudioFormat(StrEnum):
+    WAV = "wav"
+    PCM = "pcm"
+
+    @property
+    def media_type(self) -> str:
+        return "audio/wav" if self is AudioFormat.WAV else "audio/pcm"
+
+
+def _invalid(field: str, message: str) -> TTSError:
+    """A request no attempt could satisfy, naming the field at fault."""
+    return TTSError(grpc.StatusCode.INVALID_ARGUMENT, message, field=field)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What the caller asked for; validated on construction so no backend stores a bad one."""
+
+    text: str
+    voice: str = ""
+    format: AudioFormat = AudioFormat.WAV
+    speed: float = 1.0
+    sample_rate: int = 0  # 0: the voice's own
+    callback_url: str = ""
+    idempotency_key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.text.strip():
+            raise _invalid("text", "text is empty")
+        if len(self.text) > MAX_JOB_TEXT:
+            raise _invalid(
+                "text", f"text is {len(self.text)} characters; the limit is {MAX_JOB_TEXT}"
+            )
+        if not (math.isfinite(self.speed) and MIN_SPEED <= self.speed <= MAX_SPEED):
+            raise _invalid("speed", f"speed {self.speed} is outside {MIN_SPEED}-{MAX_SPEED}")
+        if self.sample_rate and not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
+            raise _invalid(
+                "sample_rate",
+                f"sample_rate {self.sample_rate} is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz",
+            )
+        if self.callback_url and (
+            len(self.callback_url) > MAX_CALLBACK_URL
+            or not self.callback_url.startswith(("http://", "https://"))
+        ):
+            raise _invalid(
+                "callback_url",
+                "callback_url must be an http:// or https:// URL (2000 characters at most)",
+            )
+        if len(self.idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            raise _invalid(
+                "idempotency_key",
+                f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY} characters",
+            )
+
+    def request(self, request_id: str) -> tts_pb2.TTSRequest:
+        """The synthesis request every piece of this job starts from."""
+        return tts_pb2.TTSRequest(
+            text=self.text,
+            voice=self.voice,
+            encoding=tts_pb2.AUDIO_ENCODING_PCM16,
+            sample_rate=self.sample_rate,
+            speed=self.speed,
+            request_id=request_id,
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: str) -> JobSpec:
+        fields = json.loads(data)
+        fields["format"] = AudioFormat(fields["format"])
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as a backend stores it."""
+
+    id: str
+    spec: JobSpec
+    state: JobState
+    created_at: float
+    updated_at: float
+    attempts: int = 0
+    pieces_done: int = 0
+    pieces_total: int = 0
+    error: str = ""
+    # Where the audio is in the result store, once succeeded.
+    result: str = ""
+
+    def public(self) -> dict[str, Any]:
+        """The job as callers see it (HTTP status, callbacks): no text, no storage keys."""
+        return {
+            "id": self.id,
+            "state": self.state.value,
+            "progress": {"pieces_done": self.pieces_done, "pieces_total": self.pieces_total},
+            "attempts": self.attempts,
+            "error": self.error or None,
+            "voice": self.spec.voice or None,
+            "format": self.spec.format.value,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "audio_url": f"/v1/jobs/{self.id}/audio" if self.state is JobState.SUCCEEDED else None,
+        }
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on a running job; `token` proves the hold is still its own."""
+
+    job: Job
+    token: str

@@ -1,0 +1,93 @@
+"""Command-line options shared by `ttsfleet worker` and `ttsfleet gateway`, and what they build."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ttsfleet.jobs.backend import JobBackend, open_backend
+from ttsfleet.jobs.fleet_client import FleetClient
+from ttsfleet.jobs.retry import RetryPolicy
+from ttsfleet.jobs.storage import DirectoryStore
+from ttsfleet.pieces import FanoutPolicy
+
+FANOUT = FanoutPolicy()
+RETRY = RetryPolicy()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--router", default="127.0.0.1:50051", help="the fleet's gRPC front door (host:port)")
+    add("--token", default="", help="bearer token, if the router requires one")
+    add(
+        "--backend",
+        default="sqlite:///var/lib/ttsfleet/jobs.db",
+        help="job queue: sqlite:///PATH (embedded, default) or redis://HOST:PORT/DB",
+    )
+    add("--results", type=Path, default=Path("/var/lib/ttsfleet/results"), help="audio directory")
+    add(
+        "--lease-seconds",
+        type=float,
+        default=30.0,
+        help="a silent worker's job moves on after this",
+    )
+    add(
+        "--parallel",
+        type=int,
+        default=FANOUT.parallel,
+        help="pieces of one text synthesized at once",
+    )
+    add(
+        "--piece-chars", type=int, default=FANOUT.piece_chars, help="target piece size (characters)"
+    )
+    add("--min-chars", type=int, default=FANOUT.min_chars, help="shorter texts are not split")
+    add("--job-attempts", type=int, default=RETRY.job_attempts, help="attempts before dead-letter")
+    add(
+        "--piece-attempts",
+        type=int,
+        default=RETRY.piece_attempts,
+        help="tries per piece per attempt",
+    )
+
+
+@dataclass(frozen=True)
+class Parts:
+    backend: JobBackend
+    results: DirectoryStore
+    fleet: FleetClient
+    # A third of the lease: two missed heartbeats still keep the job.
+    heartbeat_seconds: float = 10.0
+
+
+@contextlib.asynccontextmanager
+async def opened(args: argparse.Namespace) -> AsyncIterator[Parts]:
+    """The backend, result store and fleet client the options describe, closed afterwards."""
+    fanout = FanoutPolicy(
+        min_chars=args.min_chars,
+        piece_chars=args.piece_chars,
+        max_chars=max(FANOUT.max_chars, args.piece_chars),
+        parallel=args.parallel,
+    )
+    retry = RetryPolicy(job_attempts=args.job_attempts, piece_attempts=args.piece_attempts)
+    backend = await open_backend(args.backend, args.lease_seconds)
+    fleet = FleetClient(args.router, fanout, retry, token=args.token)
+    try:
+        heartbeat = max(args.lease_seconds / 3, 0.05)
+        yield Parts(backend, DirectoryStore(args.results), fleet, heartbeat)
+    finally:
+        await fleet.close()
+        await backend.close()
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT: the commands drain when it is."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

@@ -1,0 +1,322 @@
+"""TTSVoice and TTSPool manifests as typed values, and the pod configuration built from them.
+
+The CRDs in `crds/` are the source of truth for the API; this module reads
+the same YAML (from a file for the local fleet, from the API server for the
+operator and the router) into frozen dataclasses with the CRD's defaults
+applied (a unit test holds the two sets of defaults equal). `PodConfig` is
+what the operator (or the local fleet) writes for a pool and what each
+inference pod reads: one typed value on both sides of the ConfigMap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+GROUP = "ttsfleet.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+POOLS, VOICES = "ttspools", "ttsvoices"  # plurals, as API paths name them
+# On every object the operator makes for a pool, and on the EndpointSlices of
+# its Service: how the router finds a pool's pods.
+POOL_LABEL = f"{GROUP}/pool"
+GRPC_PORT_NAME = "grpc"
+ENGINES = ("piper-onnx", "piper-torch")
+DEVICES = ("cpu", "cuda")
+
+# The CRD's defaults (crds/ttspools.yaml), stated once for Python.
+DEFAULT_QUEUE_LIMIT = 32
+DEFAULT_MAX_TEXT_LENGTH = 5000
+DEFAULT_MAX_BATCH_SIZE = 8
+DEFAULT_MAX_WAIT_MS = 5
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be used, with a message that names the object and field."""
+
+
+@dataclass(frozen=True)
+class VoiceSource:
+    """Where a voice's weights come from: exactly one of these is set."""
+
+    package: str | None = None
+    path: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class VoiceDefaults:
+    """Synthesis defaults; None means the voice file's own value."""
+
+    speed: float = 1.0
+    noise_scale: float | None = None
+    noise_w: float | None = None
+    speaker: int | None = None
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A TTSVoice: one named voice and how to run it."""
+
+    name: str
+    source: VoiceSource
+    engine: str = "piper-onnx"
+    language: str = ""
+    sample_rate: int = 0
+    defaults: VoiceDefaults = field(default_factory=VoiceDefaults)
+
+
+@dataclass(frozen=True)
+class Batching:
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    max_wait_ms: int = DEFAULT_MAX_WAIT_MS
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    enabled: bool = False
+    min_replicas: int = 1
+    max_replicas: int = 4
+    target_queue_depth: float = 4.0
+    scale_down_stabilization_seconds: int = 120
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A TTSPool: replicas of inference pods serving a set of voices."""
+
+    name: str
+    voices: tuple[str, ...]
+    default_voice: str
+    replicas: int = 1
+    device: str = "cpu"
+    queue_limit: int = DEFAULT_QUEUE_LIMIT
+    max_text_length: int = DEFAULT_MAX_TEXT_LENGTH
+    batching: Batching = field(default_factory=Batching)
+    autoscaling: Autoscaling = field(default_factory=Autoscaling)
+    raw_spec: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+
+def _require(obj: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in obj or obj[key] in (None, ""):
+        raise ManifestError(f"{where}: {key} is required")
+    return obj[key]
+
+
+def voice_from_manifest(manifest: Mapping[str, Any]) -> Voice:
+    """Reads a TTSVoice object (as YAML or as returned by the API server)."""
+    name = _require(manifest.get("metadata", {}), "name", "TTSVoice")
+    where = f"TTSVoice {name}"
+    spec = manifest.get("spec") or {}
+    source = _require(spec, "source", where)
+    given = [k for k in ("package", "path", "url") if source.get(k)]
+    if len(given) != 1:
+        raise ManifestError(f"{where}: spec.source needs exactly one of package, path, url")
+    engine = spec.get("engine", "piper-onnx")
+    if engine not in ENGINES:
+        raise ManifestError(f"{where}: spec.engine {engine!r} is not one of {', '.join(ENGINES)}")
+    defaults = spec.get("defaults") or {}
+    return Voice(
+        name=name,
+        engine=engine,
+        source=VoiceSource(**{k: source.get(k) for k in ("package", "path", "url")}),
+        language=spec.get("language", ""),
+        sample_rate=int(spec.get("sampleRate", 0)),
+        defaults=VoiceDefaults(
+            speed=float(defaults.get("speed", 1.0)),
+            noise_scale=_optional_float(defaults.get("noiseScale")),
+            noise_w=_optional_float(defaults.get("noiseW")),
+            speaker=defaults.get("speaker"),
+        ),
+    )
+
+
+def pool_from_manifest(manifest: Mapping[str, Any]) -> Pool:
+    """Reads a TTSPool object, applying the CRD's defaults."""
+    name = _require(manifest.get("metadata", {}), "name", "TTSPool")
+    where = f"TTSPool {name}"
+    spec = manifest.get("spec") or {}
+    voices = tuple(_require(spec, "voices", where))
+    default_voice = pool_default_voice(spec)
+    if default_voice not in voices:
+        raise ManifestError(f"{where}: spec.defaultVoice {default_voice!r} is not in spec.voices")
+    device = spec.get("device", "cpu")
+    if device not in DEVICES:
+        raise ManifestError(f"{where}: spec.device {device!r} is not one of {', '.join(DEVICES)}")
+    batching = spec.get("batching") or {}
+    scaling = spec.get("autoscaling") or {}
+    pool = Pool(
+        name=name,
+        voices=voices,
+        default_voice=default_voice,
+        replicas=int(spec.get("replicas", 1)),
+        device=device,
+        queue_limit=int((spec.get("queue") or {}).get("maxDepth", DEFAULT_QUEUE_LIMIT)),
+        max_text_length=int(spec.get("maxTextLength", DEFAULT_MAX_TEXT_LENGTH)),
+        batching=batching_from_manifest(batching),
+        autoscaling=Autoscaling(
+            enabled=bool(scaling.get("enabled", False)),
+            min_replicas=int(scaling.get("minReplicas", 1)),
+            max_replicas=int(scaling.get("maxReplicas", 4)),
+            target_queue_depth=float(scaling.get("targetQueueDepth", 4)),
+            scale_down_stabilization_seconds=int(scaling.get("scaleDownStabilizationSeconds", 120)),
+        ),
+        raw_spec=spec,
+    )
+    if pool.replicas < 0 or pool.queue_limit < 1 or pool.batching.max_batch_size < 1:
+        raise ManifestError(f"{where}: replicas, queue.maxDepth and maxBatchSize must be positive")
+    return pool
+
+
+def pool_default_voice(spec: Mapping[str, Any]) -> str:
+    """A pool's voice for requests that name none: spec.defaultVoice, else its first voice."""
+    return str(spec.get("defaultVoice") or next(iter(spec.get("voices") or ()), ""))
+
+
+def batching_from_manifest(batching: Mapping[str, Any]) -> Batching:
+    return Batching(
+        max_batch_size=int(batching.get("maxBatchSize", DEFAULT_MAX_BATCH_SIZE)),
+        max_wait_ms=int(batching.get("maxWaitMilliseconds", DEFAULT_MAX_WAIT_MS)),
+    )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class Manifests:
+    """Every voice and pool found in a set of manifests."""
+
+    voices: Mapping[str, Voice]
+    pools: tuple[Pool, ...]
+
+    def voices_of(self, pool: Pool) -> list[Voice]:
+        """The pool's voices, failing clearly on a name with no TTSVoice."""
+        missing = [v for v in pool.voices if v not in self.voices]
+        if missing:
+            raise ManifestError(f"TTSPool {pool.name}: no TTSVoice named {', '.join(missing)}")
+        return [self.voices[v] for v in pool.voices]
+
+
+def manifests_from_documents(documents: Iterable[Mapping[str, Any] | None]) -> Manifests:
+    """Collects TTSVoices and TTSPools from YAML documents, ignoring other kinds."""
+    voices: dict[str, Voice] = {}
+    pools: list[Pool] = []
+    for doc in documents:
+        if not doc:
+            continue
+        kind = doc.get("kind")
+        if kind in ("TTSVoice", "TTSPool") and doc.get("apiVersion") != API_VERSION:
+            raise ManifestError(f"{kind}: apiVersion must be {API_VERSION}")
+        if kind == "TTSVoice":
+            voice = voice_from_manifest(doc)
+            voices[voice.name] = voice
+        elif kind == "TTSPool":
+            pools.append(pool_from_manifest(doc))
+    return Manifests(voices=voices, pools=tuple(pools))
+
+
+def load_manifests(path: Path) -> Manifests:
+    """Reads a multi-document YAML file of manifests."""
+    try:
+        with path.open(encoding="utf-8") as stream:
+            return manifests_from_documents(list(yaml.safe_load_all(stream)))
+    except yaml.YAMLError as error:
+        raise ManifestError(f"{path}: not valid YAML: {error}") from error
+
+
+@dataclass(frozen=True)
+class PodConfig:
+    """What one inference pod of a pool loads: the operator's ConfigMap, the local fleet's file.
+
+    Plain data on the way through (`to_dict` / `from_dict` round-trip YAML),
+    typed at both ends; the voices travel whole, parsed once when read.
+    """
+
+    pool: str
+    default_voice: str
+    voices: tuple[Voice, ...]
+    device: str = "cpu"
+    queue_limit: int = DEFAULT_QUEUE_LIMIT
+    max_text_length: int = DEFAULT_MAX_TEXT_LENGTH
+    batching: Batching = field(default_factory=Batching)
+
+    @classmethod
+    def of(cls, pool: Pool, voices: Iterable[Voice]) -> PodConfig:
+        """The configuration of `pool`'s pods."""
+        return cls(
+            pool=pool.name,
+            default_voice=pool.default_voice,
+            voices=tuple(voices),
+            device=pool.device,
+            queue_limit=pool.queue_limit,
+            max_text_length=pool.max_text_length,
+            batching=pool.batching,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pool": self.pool,
+            "defaultVoice": self.default_voice,
+            "device": self.device,
+            "queueLimit": self.queue_limit,
+            "maxTextLength": self.max_text_length,
+            "batching": {
+                "maxBatchSize": self.batching.max_batch_size,
+                "maxWaitMilliseconds": self.batching.max_wait_ms,
+            },
+            "voices": [voice_to_manifest(v) for v in self.voices],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PodConfig:
+        """Reads a pod configuration; a missing or wrong field is a ManifestError naming it."""
+        if not isinstance(data, Mapping):
+            raise ManifestError("pod configuration: expected a mapping")
+        voices = tuple(
+            voice_from_manifest(v) for v in _require(data, "voices", "pod configuration")
+        )
+        config = cls(
+            pool=str(data.get("pool", "")),
+            default_voice=str(_require(data, "defaultVoice", "pod configuration")),
+            voices=voices,
+            device=str(data.get("device", "cpu")),
+            queue_limit=int(data.get("queueLimit", DEFAULT_QUEUE_LIMIT)),
+            max_text_length=int(data.get("maxTextLength", DEFAULT_MAX_TEXT_LENGTH)),
+            batching=batching_from_manifest(data.get("batching") or {}),
+        )
+        if config.default_voice not in {v.name for v in voices}:
+            raise ManifestError(
+                f"pod configuration: defaultVoice {config.default_voice!r} is not among its voices"
+            )
+        return config
+
+
+def voice_to_manifest(voice: Voice) -> dict[str, Any]:
+    """The inverse of voice_from_manifest, so a pod config can carry whole voices."""
+    defaults: dict[str, Any] = {"speed": voice.defaults.speed}
+    for key, value in (
+        ("noiseScale", voice.defaults.noise_scale),
+        ("noiseW", voice.defaults.noise_w),
+        ("speaker", voice.defaults.speaker),
+    ):
+        if value is not None:
+            defaults[key] = value
+    source = {k: v for k, v in vars(voice.source).items() if v}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "TTSVoice",
+        "metadata": {"name": voice.name},
+        "spec": {
+            "engine": voice.engine,
+            "source": source,
+            "language": voice.language,
+            "sampleRate": voice.sample_rate,
+            "defaults": defaults,
+        },
+    }

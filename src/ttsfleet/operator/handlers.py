@@ -1,0 +1,157 @@
+"""The kopf handlers: which watch events lead to which reconciler calls.
+
+Indexes keep pools, voices, Deployments and pods in memory, so deciding
+anything costs no API reads. Only ``kopf.on.event`` handlers and a timer are
+used, not kopf's create/update change detection, so every trigger takes the
+same level-based path and the operator writes no bookkeeping annotations
+onto users' objects. The one thing kopf adds to a pool is a finalizer (for
+the timer), so a pool is deleted only once its timer has stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from ttsfleet.manifests import GROUP, POOL_LABEL, POOLS, VERSION, VOICES
+from ttsfleet.operator.apply import Api
+from ttsfleet.operator.autoscaler import Autoscaler
+from ttsfleet.operator.load import PodInfo
+from ttsfleet.operator.objects import MANAGED_BY, MANAGED_BY_LABEL
+from ttsfleet.operator.reconciler import Reconciler, Views
+from ttsfleet.operator.state import PoolKey, PoolStates
+
+# Resources the operator owns (plus their pods): watched with a server-side
+# label selector, so the operator never streams other ConfigMaps or pods.
+OWNED = (
+    ("", "v1", "configmaps"),
+    ("", "v1", "services"),
+    ("apps", "v1", "deployments"),
+    ("policy", "v1", "poddisruptionbudgets"),
+)
+WATCHED_BY_LABEL = (*OWNED, ("", "v1", "pods"))
+OWNED_LABELS = {MANAGED_BY_LABEL: MANAGED_BY}
+OWNED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+
+
+def _key(meta: kopf.Meta) -> PoolKey:
+    return (meta["namespace"], meta["name"])
+
+
+def _owner_key(meta: kopf.Meta) -> PoolKey:
+    """The pool an owned object or pod belongs to, by its label."""
+    return (meta["namespace"], meta.labels[POOL_LABEL])
+
+
+def _snapshot(body: kopf.Body) -> dict[str, Any]:
+    """A detached copy of a pool or voice for the index, without managedFields."""
+    raw = copy.deepcopy(dict(body))
+    raw["metadata"] = {k: v for k, v in raw["metadata"].items() if k != "managedFields"}
+    return raw
+
+
+def _views(indexes: Mapping[str, Any]) -> Views:
+    return Views(
+        pool_index=indexes["pool_index"],
+        voice_index=indexes["voice_index"],
+        deployment_index=indexes["deployment_index"],
+        pod_index=indexes["pod_index"],
+    )
+
+
+def register(
+    registry: kopf.OperatorRegistry,
+    *,
+    states: PoolStates,
+    reconciler: Reconciler,
+    autoscaler: Autoscaler,
+    interval: float,
+) -> None:
+    """Register every handler of the operator in ``registry``."""
+
+    @kopf.on.login(id="login", registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """In-cluster ServiceAccount or KUBECONFIG, as the kubernetes client finds them."""
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.index(GROUP, VERSION, POOLS, id="pool_index", registry=registry)
+    def pool_index(*, meta: kopf.Meta, body: kopf.Body, **_: Any) -> dict[PoolKey, Any]:
+        return {_key(meta): _snapshot(body)}
+
+    @kopf.index(GROUP, VERSION, POOLS, id="voice_users", registry=registry)
+    def voice_users(*, meta: kopf.Meta, spec: kopf.Spec, **_: Any) -> dict[PoolKey, str]:
+        """Which pools serve a voice, so a voice change reaches them."""
+        namespace, name = _key(meta)
+        return {(namespace, voice): name for voice in spec.get("voices") or []}
+
+    @kopf.index(GROUP, VERSION, VOICES, id="voice_index", registry=registry)
+    def voice_index(*, meta: kopf.Meta, body: kopf.Body, **_: Any) -> dict[PoolKey, Any]:
+        return {_key(meta): _snapshot(body)}
+
+    @kopf.index(
+        "apps", "v1", "deployments", labels=OWNED_LABELS, id="deployment_index", registry=registry
+    )
+    def deployment_index(*, meta: kopf.Meta, status: kopf.Status, **_: Any) -> dict[PoolKey, Any]:
+        """Just what the pool's status needs from its Deployment."""
+        summary = {"metadata": {"generation": meta.get("generation")}, "status": dict(status)}
+        return {_owner_key(meta): copy.deepcopy(summary)}
+
+    @kopf.index("", "v1", "pods", labels=OWNED_LABELS, id="pod_index", registry=registry)
+    def pod_index(*, meta: kopf.Meta, body: kopf.Body, **_: Any) -> dict[PoolKey, PodInfo]:
+        return {_owner_key(meta): PodInfo.of(body)}
+
+    @kopf.on.event(GROUP, VERSION, POOLS, id="pool_changed", registry=registry)
+    async def pool_changed(*, type: str | None, meta: kopf.Meta, **kwargs: Any) -> None:
+        """At start-up and on every spec change (a new generation), reconcile."""
+        key = _key(meta)
+        if type == "DELETED":
+            states.forget(key)  # the owned objects go with the pool (owner references)
+        elif type is None or meta.get("generation") != states[key].observed_generation:
+            await reconciler.reconcile(_views(kwargs), key)
+
+    @kopf.on.event(GROUP, VERSION, VOICES, id="voice_changed", registry=registry)
+    async def voice_changed(*, type: str | None, meta: kopf.Meta, **kwargs: Any) -> None:
+        """A voice appeared, changed or went: reconcile (and so roll) every pool serving it."""
+        if type is None:
+            return  # at start-up every pool reconciles anyway
+        namespace, name = _key(meta)
+        users: kopf.Index[PoolKey, str] = kwargs["voice_users"]
+        for pool in list(users.get((namespace, name)) or ()):
+            await reconciler.reconcile(_views(kwargs), (namespace, pool))
+
+    async def owned_changed(
+        *, type: str | None, meta: kopf.Meta, body: kopf.Body, **kwargs: Any
+    ) -> None:
+        """Someone edited or deleted an owned object, or a Deployment's status moved."""
+        if type is not None and POOL_LABEL in meta.labels:
+            await reconciler.correct(_views(kwargs), _owner_key(meta), type, body)
+
+    for group, version, plural in OWNED:
+        kopf.on.event(
+            group,
+            version,
+            plural,
+            id=f"owned-{plural}",
+            labels=OWNED_LABELS,
+            registry=registry,
+        )(owned_changed)
+
+    @kopf.timer(GROUP, VERSION, POOLS, interval=interval, id="autoscale", registry=registry)
+    async def autoscale(*, meta: kopf.Meta, body: kopf.Body, **kwargs: Any) -> None:
+        """Every interval: read load, scale if enabled, refresh the status."""
+        await autoscaler.tick(_views(kwargs), _key(meta), body)
+
+
+def register_peering(
+    registry: kopf.OperatorRegistry, api: Api, name: str, namespaces: list[str]
+) -> None:
+    """Create the peering object at start-up: kopf needs it to exist to see the replicas."""
+
+    @kopf.on.startup(id="create_peering", registry=registry)
+    async def create_peering(**_: Any) -> None:
+        targets: list[str | None] = [*namespaces] or [None]
+        for namespace in targets:
+            await api.create_peering(name, namespace)

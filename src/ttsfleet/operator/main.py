@@ -1,0 +1,170 @@
+"""`ttsfleet operator`: run the operator (kopf) in this process.
+
+Flags default from environment variables (TTSFLEET_*), which is how the
+Helm chart configures the Deployment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import random
+
+import kopf
+from kubernetes.aio import client, config
+
+from ttsfleet import logs
+from ttsfleet.operator.apply import Api
+from ttsfleet.operator.autoscaler import Autoscaler
+from ttsfleet.operator.handlers import (
+    OWNED_SELECTOR,
+    WATCHED_BY_LABEL,
+    register,
+    register_peering,
+)
+from ttsfleet.operator.load import DEFAULT_ADDRESS, template_resolver
+from ttsfleet.operator.objects import DEFAULT_IMAGE
+from ttsfleet.operator.reconciler import Reconciler
+from ttsfleet.operator.state import PoolStates
+
+logger = logging.getLogger(__name__)
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"TTSFLEET_{name}", default)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="ttsfleet operator",
+        description="Reconcile TTSVoices and TTSPools into inference fleets.",
+    )
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable); default: the whole cluster",
+    )
+    parser.add_argument(
+        "--image",
+        default=_env("INFERENCE_IMAGE", DEFAULT_IMAGE),
+        help="inference image for pools that set none (env TTSFLEET_INFERENCE_IMAGE)",
+    )
+    parser.add_argument(
+        "--load-address",
+        default=_env("LOAD_ADDRESS", DEFAULT_ADDRESS),
+        help="where a pod's LoadReporter answers: a template with {ip}, {name}, {namespace}, "
+        "{pool}; empty disables load reads, leaving the autoscaler only its min/max bounds "
+        "(env TTSFLEET_LOAD_ADDRESS)",
+    )
+    parser.add_argument(
+        "--load-timeout",
+        type=float,
+        default=float(_env("LOAD_TIMEOUT", "2")),
+        help="seconds to wait for one pod's load report",
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=float(_env("AUTOSCALE_INTERVAL", "10")),
+        help="seconds between load reads and autoscaling decisions per pool",
+    )
+    parser.add_argument(
+        "--peering",
+        default=_env("PEERING", "ttsfleet"),
+        help="kopf peering object shared by the operator's replicas",
+    )
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=int(_env("PRIORITY", "0")) or random.randint(1, 2**31),
+        help="peering priority: the live replica with the highest one works, others stand by "
+        "(default: random, so replicas never tie)",
+    )
+    parser.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=int(_env("PEERING_LIFETIME", "60")),
+        help="seconds after its last keep-alive that a silent replica is presumed dead",
+    )
+    parser.add_argument(
+        "--standalone", action="store_true", help="run without peering (a single replica)"
+    )
+    parser.add_argument(
+        "--liveness",
+        default=_env("LIVENESS", ""),
+        help="serve kopf's liveness probe at this URL, e.g. http://0.0.0.0:8080/healthz",
+    )
+    parser.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"))
+    parser.add_argument(
+        "--log-format", choices=("json", "text"), default=_env("LOG_FORMAT", "json")
+    )
+    return parser.parse_args(argv)
+
+
+def settings(args: argparse.Namespace) -> kopf.OperatorSettings:
+    result = kopf.OperatorSettings()
+    result.peering.lifetime = args.peering_lifetime
+    result.peering.stealth = True
+    result.persistence.finalizer = "ttsfleet.dev/operator"
+    for group, version, plural in WATCHED_BY_LABEL:
+        result.watching.label_selectors[group, version, plural] = OWNED_SELECTOR
+    return result
+
+
+async def new_api_client() -> client.ApiClient:
+    """An asyncio API client for the same identity kopf logs in with."""
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        await config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return client.ApiClient(configuration)
+
+
+async def run(args: argparse.Namespace) -> None:
+    async with await new_api_client() as api_client:
+        api = Api(api_client)
+        states = PoolStates()
+        reconciler = Reconciler(api, states, args.image)
+        autoscaler = Autoscaler(
+            api, states, reconciler, template_resolver(args.load_address), args.load_timeout
+        )
+        registry = kopf.OperatorRegistry()
+        register(
+            registry,
+            states=states,
+            reconciler=reconciler,
+            autoscaler=autoscaler,
+            interval=args.interval,
+        )
+        if not args.standalone:
+            register_peering(registry, api, args.peering, args.namespace)
+        logger.info(
+            "operator starting: %s, peering %s, priority %d",
+            ", ".join(args.namespace) or "all namespaces",
+            "off" if args.standalone else args.peering,
+            args.priority,
+        )
+        await kopf.operator(
+            registry=registry,
+            settings=settings(args),
+            clusterwide=not args.namespace,
+            namespaces=args.namespace,
+            standalone=args.standalone,
+            peering_name=None if args.standalone else args.peering,
+            priority=args.priority,
+            liveness_endpoint=args.liveness or None,
+        )
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    logs.configure("operator", args.log_level, json_output=args.log_format == "json")
+    # kopf logs every handler call at INFO; the operator logs what matters itself.
+    kopf_objects = logging.getLogger("kopf.objects")
+    kopf_objects.setLevel(max(kopf_objects.getEffectiveLevel(), logging.WARNING))
+    asyncio.run(run(args))
+    return 0

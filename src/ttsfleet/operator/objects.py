@@ -1,0 +1,348 @@
+"""The objects a TTSPool owns, built as plain manifests from the pool and its voices.
+
+Pure: no API calls. The same inputs always give the same manifests, which is
+what makes server-side apply idempotent and lets a changed TTSVoice roll the
+pool: the pod configuration's hash is a pod-template annotation, so any
+change to it is a new ReplicaSet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from ttsfleet.manifests import (
+    API_VERSION,
+    GRPC_PORT_NAME,
+    POOL_LABEL,
+    PodConfig,
+    Pool,
+    Voice,
+    VoiceSource,
+)
+
+DEFAULT_IMAGE = "ghcr.io/ttsfleet/inference:0.1.0"
+MANAGED_BY = "ttsfleet-operator"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+CONFIG_HASH_ANNOTATION = "ttsfleet.dev/config-hash"
+GPU_RESOURCE = "nvidia.com/gpu"
+GRPC_PORT = 50051
+METRICS_PORT = 9090
+CONFIG_DIR = "/etc/ttsfleet"
+CONFIG_KEY = "pod.yaml"
+VOICES_DIR = "/var/lib/ttsfleet/voices"
+NAME_SUFFIX = "-inference"
+RUN_AS = 65532  # the distroless "nonroot" user
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's, when present: 10x faster
+
+# Runs in an init container (the inference image has Python) to put a URL
+# voice where the pod configuration says it is: the pod reads paths only.
+FETCH_SCRIPT = """\
+import os, sys, urllib.request
+url, model = sys.argv[1:3]
+os.makedirs(os.path.dirname(model), exist_ok=True)
+urllib.request.urlretrieve(url, model)
+urllib.request.urlretrieve(url + ".json", model + ".json")
+"""
+
+
+@dataclass(frozen=True)
+class PoolRef:
+    """Which TTSPool object owns the manifests (owner references need the uid)."""
+
+    namespace: str
+    name: str
+    uid: str
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> PoolRef:
+        meta = body["metadata"]
+        return cls(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"])
+
+
+def owned_name(pool: str) -> str:
+    """The name shared by the pool's Deployment, Service, ConfigMap and PDB."""
+    return pool + NAME_SUFFIX
+
+
+def selector_labels(pool: str) -> dict[str, str]:
+    """The Deployment's (immutable) selector: keep it minimal."""
+    return {"app.kubernetes.io/name": "ttsfleet-inference", POOL_LABEL: pool}
+
+
+def selector_string(pool: str) -> str:
+    """The selector as the scale subresource, HPA and KEDA read it."""
+    return ",".join(f"{k}={v}" for k, v in sorted(selector_labels(pool).items()))
+
+
+def labels(pool: str) -> dict[str, str]:
+    return {
+        **selector_labels(pool),
+        "app.kubernetes.io/instance": pool,
+        "app.kubernetes.io/component": "inference",
+        "app.kubernetes.io/part-of": "ttsfleet",
+        MANAGED_BY_LABEL: MANAGED_BY,
+    }
+
+
+def _metadata(ref: PoolRef, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": owned_name(ref.name),
+        "namespace": ref.namespace,
+        "labels": labels(ref.name),
+        "ownerReferences": [
+            {
+                "apiVersion": API_VERSION,
+                "kind": "TTSPool",
+                "name": ref.name,
+                "uid": ref.uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ],
+        **extra,
+    }
+
+
+def fetched_path(voice: Voice) -> str:
+    """Where a URL voice's model lands inside the pod."""
+    return f"{VOICES_DIR}/{voice.name}/model.onnx"
+
+
+def pod_config_text(pool: Pool, voices: Iterable[Voice]) -> str:
+    """The pod.yaml a pod loads; URL voices appear as the paths they are fetched to."""
+    local = [
+        dataclasses.replace(v, source=VoiceSource(path=fetched_path(v))) if v.source.url else v
+        for v in voices
+    ]
+    return yaml.dump(PodConfig.of(pool, local).to_dict(), Dumper=_DUMPER, sort_keys=True)
+
+
+def config_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def config_map(ref: PoolRef, text: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(ref, annotations={CONFIG_HASH_ANNOTATION: config_hash(text)}),
+        "data": {CONFIG_KEY: text},
+    }
+
+
+def service(ref: PoolRef) -> dict[str, Any]:
+    """Headless: the router reads its EndpointSlices and picks pods itself."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(ref),
+        "spec": {
+            "clusterIP": "None",
+            "selector": selector_labels(ref.name),
+            "ports": [
+                {
+                    "name": GRPC_PORT_NAME,
+                    "port": GRPC_PORT,
+                    "targetPort": GRPC_PORT_NAME,
+                    "appProtocol": "kubernetes.io/h2c",
+                },
+                {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
+            ],
+        },
+    }
+
+
+def pod_disruption_budget(ref: PoolRef) -> dict[str, Any]:
+    """One pod at a time may be evicted, so drains proceed but never empty a pool."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(ref),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector_labels(ref.name)},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
+
+
+def _resources(pool: Pool) -> dict[str, Any]:
+    """The pool's resources as strings (as the API stores them), plus a GPU on cuda."""
+    given = pool.raw_spec.get("resources") or {}
+    resources = {
+        kind: {name: str(q) for name, q in (given.get(kind) or {}).items()}
+        for kind in ("limits", "requests")
+    }
+    named_gpu = GPU_RESOURCE in resources["limits"] or GPU_RESOURCE in resources["requests"]
+    if pool.device == "cuda" and not named_gpu:
+        resources["limits"][GPU_RESOURCE] = "1"
+    return {kind: values for kind, values in resources.items() if values}
+
+
+def _tolerations(pool: Pool) -> list[dict[str, Any]]:
+    tolerations = list(pool.raw_spec.get("tolerations") or [])
+    if pool.device == "cuda" and not any(t.get("key") == GPU_RESOURCE for t in tolerations):
+        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    return tolerations
+
+
+_CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def _fetch_containers(image: str, voices: Iterable[Voice]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": f"fetch-voice-{index}",
+            "image": image,
+            "command": ["python3", "-c", FETCH_SCRIPT, voice.source.url, fetched_path(voice)],
+            "securityContext": _CONTAINER_SECURITY,
+            "volumeMounts": [{"name": "voices", "mountPath": VOICES_DIR}],
+        }
+        for index, voice in enumerate(v for v in voices if v.source.url)
+    ]
+
+
+def _probe(period: int, failures: int) -> dict[str, Any]:
+    return {"grpc": {"port": GRPC_PORT}, "periodSeconds": period, "failureThreshold": failures}
+
+
+def _spread(pool: str, topology_key: str) -> dict[str, Any]:
+    return {
+        "maxSkew": 1,
+        "topologyKey": topology_key,
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": selector_labels(pool)},
+        "matchLabelKeys": ["pod-template-hash"],
+    }
+
+
+def deployment(
+    ref: PoolRef, pool: Pool, voices: list[Voice], image: str, text: str
+) -> dict[str, Any]:
+    """The inference pods: config mounted read-only, gRPC probes, non-root, spread out."""
+    spec = pool.raw_spec
+    image = spec.get("image") or image
+    container = {
+        "name": "inference",
+        "image": image,
+        "command": ["ttsfleet", "inference"],
+        "args": [
+            "--config",
+            f"{CONFIG_DIR}/{CONFIG_KEY}",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(GRPC_PORT),
+            "--metrics-port",
+            str(METRICS_PORT),
+        ],
+        "env": [
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {
+                "name": "POD_NAMESPACE",
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+            },
+            {"name": "HOME", "value": "/tmp"},
+            # One engine thread per core the pod may use: torch's OpenMP
+            # threads slow down several-fold when they outnumber free cores.
+            {
+                "name": "OMP_NUM_THREADS",
+                "valueFrom": {
+                    "resourceFieldRef": {
+                        "containerName": "inference",
+                        "resource": "limits.cpu",
+                        "divisor": "1",
+                    }
+                },
+            },
+        ],
+        "ports": [
+            {"name": GRPC_PORT_NAME, "containerPort": GRPC_PORT},
+            {"name": "metrics", "containerPort": METRICS_PORT},
+        ],
+        "startupProbe": _probe(period=5, failures=60),  # loading voices may take minutes
+        "readinessProbe": _probe(period=5, failures=2),
+        "livenessProbe": _probe(period=10, failures=3),
+        "resources": _resources(pool),
+        "securityContext": _CONTAINER_SECURITY,
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "voices", "mountPath": VOICES_DIR},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    pod_spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "fsGroup": RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "initContainers": _fetch_containers(image, voices),
+        "containers": [container],
+        "volumes": [
+            {"name": "config", "configMap": {"name": owned_name(ref.name)}},
+            {"name": "voices", "emptyDir": {}},
+            {"name": "tmp", "emptyDir": {}},
+        ],
+        "topologySpreadConstraints": [
+            _spread(ref.name, "kubernetes.io/hostname"),
+            _spread(ref.name, "topology.kubernetes.io/zone"),
+        ],
+        "nodeSelector": spec.get("nodeSelector") or {},
+        "tolerations": _tolerations(pool),
+        "affinity": spec.get("affinity") or {},
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(ref),
+        "spec": {
+            "replicas": pool.replicas,
+            "revisionHistoryLimit": 3,
+            "selector": {"matchLabels": selector_labels(ref.name)},
+            # Surge rather than remove: a GPU pod takes long to load its voices.
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+            },
+            "template": {
+                "metadata": {
+                    "labels": labels(ref.name),
+                    "annotations": {
+                        CONFIG_HASH_ANNOTATION: config_hash(text),
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(METRICS_PORT),
+                    },
+                },
+                "spec": {k: v for k, v in pod_spec.items() if v != [] and v != {}},
+            },
+        },
+    }
+
+
+def desired_objects(
+    ref: PoolRef, pool: Pool, voices: list[Voice], image: str = DEFAULT_IMAGE
+) -> list[dict[str, Any]]:
+    """Everything the pool owns, in apply order (the ConfigMap before the pods need it)."""
+    text = pod_config_text(pool, voices)
+    return [
+        config_map(ref, text),
+        service(ref),
+        deployment(ref, pool, voices, image, text),
+        pod_disruption_budget(ref),
+    ]

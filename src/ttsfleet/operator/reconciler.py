@@ -1,0 +1,254 @@
+"""Turning one TTSPool into its owned objects and its status.
+
+Level-based: whatever triggered it (the pool, a voice, an owned object, the
+autoscaler's timer, a restart), a reconcile reads the current pool and
+voices from kopf's indexes, builds every desired object and applies them
+all. Applying unchanged objects changes nothing, so a reconcile that is
+interrupted (the operator killed half-way) is simply done again.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import kopf
+
+from ttsfleet.manifests import ManifestError, pool_from_manifest, voice_from_manifest
+from ttsfleet.operator.apply import Api, ApiException, error_message
+from ttsfleet.operator.drift import differences
+from ttsfleet.operator.load import PodInfo
+from ttsfleet.operator.objects import (
+    CONFIG_HASH_ANNOTATION,
+    PoolRef,
+    desired_objects,
+    owned_name,
+    selector_string,
+)
+from ttsfleet.operator.state import Plan, PoolKey, PoolState, PoolStates
+from ttsfleet.operator.status import Observed, Problem, pool_status
+
+logger = logging.getLogger(__name__)
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event_target(body: Mapping[str, Any]) -> kopf.Body:
+    """A pool snapshot from an index as kopf's event functions take it."""
+    return kopf.Body(cast(kopf.RawBody, dict(body)))
+
+
+def _first(index: kopf.Index[PoolKey, Any], key: PoolKey) -> Any:
+    store = index.get(key)
+    return next(iter(store), None) if store else None
+
+
+@dataclass(frozen=True)
+class Views:
+    """kopf's in-memory indexes (handlers receive them as keyword arguments)."""
+
+    pool_index: kopf.Index[PoolKey, Mapping[str, Any]]
+    voice_index: kopf.Index[PoolKey, Mapping[str, Any]]
+    deployment_index: kopf.Index[PoolKey, Mapping[str, Any]]
+    pod_index: kopf.Index[PoolKey, PodInfo]
+
+    def pool(self, key: PoolKey) -> Mapping[str, Any] | None:
+        return _first(self.pool_index, key)  # type: ignore[no-any-return]
+
+    def voice(self, key: PoolKey) -> Mapping[str, Any] | None:
+        return _first(self.voice_index, key)  # type: ignore[no-any-return]
+
+    def deployment(self, key: PoolKey) -> Mapping[str, Any] | None:
+        return _first(self.deployment_index, key)  # type: ignore[no-any-return]
+
+    def pods(self, key: PoolKey) -> list[PodInfo]:
+        return list(self.pod_index.get(key) or ())
+
+
+def _version(body: Mapping[str, Any] | None) -> tuple[str, int] | None:
+    """Which incarnation and spec generation of an object this is."""
+    if body is None:
+        return None
+    return body["metadata"]["uid"], body["metadata"].get("generation", 0)
+
+
+def _transient(error: ApiException) -> bool:
+    """Server-side or throttling failures: retry; anything else is the spec's fault."""
+    return error.status is None or error.status >= 500 or error.status == 429
+
+
+class Reconciler:
+    def __init__(self, api: Api, states: PoolStates, image: str) -> None:
+        self._api = api
+        self._states = states
+        self._image = image
+
+    def plan(self, body: Mapping[str, Any], views: Views) -> Plan:
+        """The pool's desired objects, or why there can be none.
+
+        Built once per version of the pool and its voices: every owned
+        object's every event compares against it.
+        """
+        meta = body["metadata"]
+        namespace = meta["namespace"]
+        voices = {
+            n: views.voice((namespace, n)) for n in (body.get("spec") or {}).get("voices", [])
+        }
+        version = (_version(body), *((n, _version(v)) for n, v in voices.items()))
+        state = self._states[(namespace, meta["name"])]
+        if state.plan is None or state.plan[0] != version:
+            state.plan = (version, self._build(body, voices))
+        return state.plan[1]
+
+    def _build(
+        self, body: Mapping[str, Any], voices: Mapping[str, Mapping[str, Any] | None]
+    ) -> Plan:
+        namespace = body["metadata"]["namespace"]
+        try:
+            pool = pool_from_manifest(body)
+        except ManifestError as error:
+            return Problem("InvalidSpec", str(error))
+        missing = [name for name, voice in voices.items() if voice is None]
+        if missing:
+            return Problem(
+                "VoiceMissing",
+                f"no TTSVoice named {', '.join(missing)} in namespace {namespace}",
+            )
+        try:
+            resolved = [voice_from_manifest(voices[v] or {}) for v in pool.voices]
+        except ManifestError as error:
+            return Problem("InvalidVoice", str(error))
+        return desired_objects(PoolRef.of(body), pool, resolved, self._image)
+
+    async def reconcile(self, views: Views, key: PoolKey) -> None:
+        """Apply everything the pool owns, then its status."""
+        if views.pool(key) is None:
+            return  # deleted meanwhile: keep no state for it
+        state = self._states[key]
+        async with state.lock:
+            body = views.pool(key)
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                return
+            state.needs_reconcile = True  # until this completes: the timer retries
+            plan = self.plan(body, views)
+            deployment = None
+            if isinstance(plan, Problem):
+                problem: Problem | None = plan
+            else:
+                problem, deployment = await self._apply(plan)
+                config_map = next(m for m in plan if m["kind"] == "ConfigMap")
+                state.config_hash = config_map["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
+            _announce(body, state.problem, problem)
+            state.problem = problem
+            state.observed_generation = body["metadata"]["generation"]
+            outcome = problem.reason if problem else "applied"
+            logger.info(
+                "%s/%s: reconciled generation %d: %s", *key, state.observed_generation, outcome
+            )
+            state.needs_reconcile = False
+            await self._publish(views, key, state, deployment)
+
+    async def _apply(
+        self, plan: list[dict[str, Any]]
+    ) -> tuple[Problem | None, Mapping[str, Any] | None]:
+        """Apply in order; a rejected object is a Problem, a transient failure raises."""
+        deployment = None
+        for manifest in plan:
+            try:
+                applied = await self._api.apply(manifest)
+            except ApiException as error:
+                if _transient(error):
+                    raise
+                what = f"{manifest['kind']} {manifest['metadata']['name']}"
+                return Problem("ApplyFailed", f"{what}: {error_message(error)}"), None
+            if manifest["kind"] == "Deployment":
+                deployment = applied
+        return None, deployment
+
+    async def correct(
+        self, views: Views, key: PoolKey, event: str | None, live: Mapping[str, Any]
+    ) -> None:
+        """An owned object changed: re-apply if it drifted or vanished, else refresh status."""
+        body = views.pool(key)
+        if body is None:
+            return  # the pool is gone; so will its objects be
+        plan = self.plan(body, views)
+        if isinstance(plan, Problem):
+            return  # nothing to compare with (the pool's status says why)
+        desired = next(m for m in plan if m["kind"] == live.get("kind"))
+        if event == "DELETED" or differences(desired, live):
+            # Events queue up behind a correction; only the object as it is now counts.
+            current = await self._api.read(desired)
+            drift = ["deleted"] if current is None else differences(desired, current)
+            if drift:
+                await self._correct(views, key, body, desired, drift)
+                return
+        if desired["kind"] == "Deployment":
+            await self.publish_status(views, key)
+
+    async def _correct(
+        self,
+        views: Views,
+        key: PoolKey,
+        body: Mapping[str, Any],
+        desired: Mapping[str, Any],
+        drift: list[str],
+    ) -> None:
+        what = f"{desired['kind']} {desired['metadata']['name']}"
+        message = f"{what} changed outside the pool ({', '.join(drift[:5])}); re-applied"
+        logger.info("%s/%s: %s", *key, message)
+        kopf.info(event_target(body), reason="DriftCorrected", message=message)
+        await self.reconcile(views, key)
+
+    async def publish_status(self, views: Views, key: PoolKey) -> None:
+        if views.pool(key) is None:
+            return  # deleted meanwhile: keep no state for it
+        state = self._states[key]
+        async with state.lock:
+            await self._publish(views, key, state)
+
+    async def _publish(
+        self,
+        views: Views,
+        key: PoolKey,
+        state: PoolState,
+        deployment: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write the status if it changed (the caller holds the pool's lock)."""
+        body = views.pool(key)
+        if body is None:
+            return
+        name = body["metadata"]["name"]
+        observed = Observed(
+            desired=int(body.get("spec", {}).get("replicas", 1)),
+            selector=selector_string(name),
+            service=owned_name(name),
+            deployment=deployment or views.deployment(key),
+            problem=state.problem,
+            load=state.load,
+            config_hash=state.config_hash,
+            last_scale_time=state.last_scale_time,
+        )
+        previous = state.last_status or body.get("status") or {}
+        generation = state.observed_generation
+        if generation is None:
+            generation = previous.get("observedGeneration", 0)
+        status = pool_status(observed, previous, observed_generation=generation, now=now_iso())
+        if status == previous:
+            return
+        await self._api.apply_status(key[0], name, status)
+        state.last_status = status
+
+
+def _announce(body: Mapping[str, Any], before: Problem | None, after: Problem | None) -> None:
+    """One Event per change of problem, not per reconcile."""
+    if after is not None and after != before:
+        logger.warning("%s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], after)
+        kopf.warn(event_target(body), reason=after.reason, message=after.message)
+    elif after is None and before is not None:
+        kopf.info(event_target(body), reason="Recovered", message=f"no longer {before.reason}")

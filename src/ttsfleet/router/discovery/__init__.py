@@ -1,0 +1,40 @@
+"""Where the fleet's pods are.
+
+A discovery source publishes the whole `Topology` whenever it changes; the
+router's datastore follows it. Sources know nothing of the router's state, so
+the same router runs behind Kubernetes or a fixed local list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class PoolEndpoints:
+    """A set of interchangeable pods: each serves every voice of the pool."""
+
+    name: str
+    voices: frozenset[str]
+    addresses: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Every pool the router may send to, and the voice for requests that name none.
+
+    An empty default voice leaves the choice to the pod that gets the request.
+    """
+
+    pools: Mapping[str, PoolEndpoints] = field(default_factory=dict)
+    default_voice: str = ""
+
+
+Publish = Callable[[Topology], None]
+
+
+class Discovery(Protocol):
+    async def run(self, publish: Publish) -> None:
+        """Publishes the topology now and after every change, until cancelled."""

@@ -1,0 +1,58 @@
+"""The router's tunables in one place; `ttsfleet router --help` documents each as a flag."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ttsfleet.pieces import FanoutPolicy
+from ttsfleet.router.picker import PICKERS
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    # "power-of-two" (queue-aware) or "round-robin" (load-blind, for comparison).
+    picker: str = "power-of-two"
+    # A load report older than this says nothing about the pod's capacity.
+    stale_after: float = 2.0
+    # Seconds a request may wait for a queue to make room when every pod is full.
+    saturation_wait: float = 0.0
+    # Further pods to try when a call fails before any audio was sent.
+    retries: int = 1
+    # Outlier detection: this many failures in a row eject a pod for
+    # ejection_seconds x (ejections in a row), at most max_ejection_seconds.
+    eject_after_failures: int = 3
+    ejection_seconds: float = 5.0
+    max_ejection_seconds: float = 60.0
+    # How often pods stream their load: at most every min, at least every max.
+    load_min_interval_ms: int = 20
+    load_max_interval_ms: int = 500
+    # Seconds a dropped pod's calls may run on before its channel closes.
+    close_grace: float = 30.0
+    # None: no Prometheus endpoint; 0: any free port.
+    metrics_port: int | None = None
+    # TLS on the listener when both are set (PEM files).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # Bearer tokens accepted on every call but health checks; empty: no auth.
+    auth_tokens: frozenset[str] = frozenset()
+    # Texts at least this long are split at sentences and spoken by several
+    # pods at once, fanout_parallel pieces at a time (0: never split). Above
+    # the largest piece (1,000 characters), so pieces sent by a client that
+    # fans out itself (the jobs worker) are never split again.
+    fanout_min_chars: int = 1200
+    fanout_parallel: int = 4
+    # Longest text the router accepts; pods limit each piece on their own.
+    max_text_chars: int = 100_000
+
+    @property
+    def fanout(self) -> FanoutPolicy:
+        if self.fanout_parallel < 1:
+            return FanoutPolicy(min_chars=self.max_text_chars + 1, parallel=1)
+        return FanoutPolicy(min_chars=self.fanout_min_chars, parallel=self.fanout_parallel)
+
+    def __post_init__(self) -> None:
+        if self.picker not in PICKERS:
+            raise ValueError(f"unknown picker {self.picker!r}; one of {sorted(PICKERS)}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both a certificate and a key file")
