@@ -18,7 +18,7 @@ from ttsfleet.jobs.retry import RetryPolicy
 from ttsfleet.jobs.sqlite_backend import SqliteBackend
 from ttsfleet.jobs.storage import DirectoryStore
 from ttsfleet.jobs.worker import Worker
-from ttsfleet.router.fanout import FanoutPolicy
+from ttsfleet.pieces import FanoutPolicy
 
 # Small pieces, so a short test text still fans out.
 FANOUT = FanoutPolicy(min_chars=40, piece_chars=40, max_chars=80, parallel=4)

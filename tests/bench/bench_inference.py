@@ -23,7 +23,7 @@ from piper.voice import PiperVoice
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from voices import JOE
 
-from ttsfleet.manifests import Batching, Pool, pod_config
+from ttsfleet.manifests import Batching, PodConfig, Pool
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 
 TEXTS = [
@@ -56,10 +56,10 @@ async def start_worker(workdir: Path, batch: int) -> tuple[asyncio.subprocess.Pr
         batching=Batching(batch, 2),
     )
     config = workdir / "pod.yaml"
-    config.write_text(yaml.safe_dump(pod_config(pool, [JOE])))
+    config.write_text(yaml.safe_dump(PodConfig.of(pool, [JOE]).to_dict()))
     ready = workdir / "ready"
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-P", "-m", "ttsfleet.cli", "inference", "--config", str(config),
+        sys.executable, "-m", "ttsfleet.cli", "inference", "--config", str(config),
         "--port", "0", "--metrics-port", "0", "--ready-file", str(ready), "--log-level", "WARNING",
     )  # fmt: skip
     for _ in range(1200):

@@ -44,9 +44,9 @@ from ttsfleet.jobs.backend import open_backend  # noqa: E402
 from ttsfleet.jobs.fleet_client import FleetClient  # noqa: E402
 from ttsfleet.jobs.model import JobSpec  # noqa: E402
 from ttsfleet.manifests import voice_to_manifest  # noqa: E402
+from ttsfleet.pieces import FanoutPolicy  # noqa: E402
 from ttsfleet.proto import tts_pb2  # noqa: E402
 from ttsfleet.router.discovery.static import StaticDiscovery  # noqa: E402
-from ttsfleet.router.fanout import FanoutPolicy  # noqa: E402
 from ttsfleet.router.server import RouterServer  # noqa: E402
 
 PODS = (1, 2, 4)

@@ -28,12 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: cluster, integration
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: cluster, operator_harness
 
 import yaml
 from cluster.control_plane import ControlPlane
 from cluster.polling import wait_until
-from integration.operator_harness import (
+from kubernetes import client, watch
+from operator_harness import (
     GROUP,
     VERSION,
     OperatorProcess,
@@ -42,7 +43,6 @@ from integration.operator_harness import (
     pool_yaml,
     voice_yaml,
 )
-from kubernetes import client, watch
 
 NAMESPACE = "bench"
 

@@ -40,7 +40,7 @@ async def slow_fleet() -> AsyncIterator[str]:
 async def ttsfleet(log: Path, *args: str) -> asyncio.subprocess.Process:
     with log.open("ab") as stderr:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-P", "-m", "ttsfleet.cli", *args, *FLAGS, stderr=stderr
+            sys.executable, "-m", "ttsfleet.cli", *args, *FLAGS, stderr=stderr
         )
 
 

@@ -12,8 +12,8 @@ from voices import JOE_QUIET, load_engines, pod_config, running_servers
 
 from ttsfleet.inference.server import InferenceServer
 from ttsfleet.jobs.fleet_client import FleetClient
+from ttsfleet.pieces import FanoutPolicy
 from ttsfleet.proto import tts_pb2
-from ttsfleet.router.fanout import FanoutPolicy
 
 TEXT = (
     "The quick brown fox jumps over the lazy dog. It was not amused. "

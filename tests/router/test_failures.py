@@ -23,6 +23,7 @@ from timed_fleet import (
 from ttsfleet.proto import tts_pb2
 from ttsfleet.router.discovery.static import StaticDiscovery
 from ttsfleet.router.server import RouterServer
+from ttsfleet.router.settings import RouterSettings
 
 
 def metric(router: RouterServer, name: str, **labels: str) -> float:
@@ -37,7 +38,7 @@ async def test_a_pod_that_refuses_connections_costs_a_retry_then_is_ejected() ->
             [(dead, "pool", [VOICE]), (f"127.0.0.1:{live.port}", "pool", [VOICE])], VOICE
         )
         # With stale_after=0 no report is ever fresh: both pods take turns, unknown load.
-        router = RouterServer(discovery, picker="round-robin", stale_after=0.0)
+        router = RouterServer(discovery, RouterSettings(picker="round-robin", stale_after=0.0))
         await router.start()
         try:
             async with stub_for(router) as stub:

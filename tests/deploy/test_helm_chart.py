@@ -27,7 +27,7 @@ import yaml
 from cluster import binaries
 from cluster.control_plane import ControlPlane, free_port
 from cluster.polling import wait_until
-from integration.operator_harness import OperatorProcess
+from operator_harness import OperatorProcess
 
 from ttsfleet.operator import main as operator_main
 from ttsfleet.operator import objects
@@ -491,7 +491,7 @@ def test_the_router_discovers_pools_with_only_the_charts_rbac(
     kubeconfig = control_plane.service_account_kubeconfig(namespace, f"{release}-ttsfleet-router")
     port, log = free_port(), tmp_path / "router.log"
     argv = [
-        sys.executable, "-P", "-m", "ttsfleet.cli", "router",
+        sys.executable, "-m", "ttsfleet.cli", "router",
         f"--kubeconfig={kubeconfig}", f"--namespace={namespace}", "--host=127.0.0.1",
         f"--port={port}", "--metrics-port=-1", "--drain-seconds=0", "--log-format=text",
     ]  # fmt: skip

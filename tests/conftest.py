@@ -1,8 +1,10 @@
-"""Fixtures for tests that run against the real control plane.
+"""Fixtures shared by every component's tests: the real control plane and operators on it.
 
-One control plane per test session (start-up takes seconds, a cold build
-of the binaries tens of minutes, once per machine); one fresh namespace per
-test, so tests do not see each other's objects.
+One control plane per test session, started only when a test asks for it
+(start-up takes seconds, a cold build of the binaries tens of minutes, once
+per machine); one fresh namespace per test, so tests do not see each other's
+objects. Every test that uses the control plane is marked `integration`, so
+`pytest -m "not integration"` runs what needs none.
 """
 
 import uuid
@@ -13,17 +15,15 @@ from typing import Any
 import pytest
 from cluster.control_plane import ControlPlane
 from cluster.polling import wait_until
-from integration.operator_harness import Cluster, OperatorProcess, install_api, running_operators
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-
-HERE = Path(__file__).parent
+from operator_harness import Cluster, OperatorProcess, install_api, running_operators
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test in this folder ``integration`` (so ``-m`` can pick them)."""
+    """Marks ``integration`` every test that needs the control plane, however indirectly."""
     for item in items:
-        if HERE in item.path.parents:
+        if "control_plane" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.integration)
 
 

@@ -20,8 +20,7 @@ from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"
-# -P: never put the working directory (maybe the repo root, with operator/) on sys.path.
-TTSFLEET = [sys.executable, "-P", "-m", "ttsfleet.cli"]
+TTSFLEET = [sys.executable, "-m", "ttsfleet.cli"]
 
 
 def _free_port() -> int:

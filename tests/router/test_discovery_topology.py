@@ -1,7 +1,7 @@
 """Discovery without a cluster: the static list, and how pools and slices become a topology.
 
 The watch loop's recovery (410 Gone, broken connections) runs here against a
-scripted API; tests/integration/test_router_discovery.py follows real objects.
+scripted API; tests/router/test_discovery_kubernetes.py follows real objects.
 """
 
 from __future__ import annotations

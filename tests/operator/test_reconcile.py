@@ -10,7 +10,7 @@ import pytest
 import yaml
 from cluster.fake_nodes import GPU_LABEL
 from cluster.polling import wait_until
-from integration.operator_harness import (
+from operator_harness import (
     REPO,
     Cluster,
     OperatorProcess,

@@ -8,7 +8,7 @@ until the leader's keep-alive expires (``--peering-lifetime``, 6 s here).
 from collections.abc import Callable
 from typing import Any
 
-from integration.operator_harness import (
+from operator_harness import (
     Cluster,
     OperatorProcess,
     pool_yaml,

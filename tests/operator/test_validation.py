@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from cluster.control_plane import ControlPlane
-from integration.operator_harness import GROUP, VERSION, pool_yaml, voice_yaml
+from operator_harness import GROUP, VERSION, pool_yaml, voice_yaml
 
 
 def pool(**spec: Any) -> str:

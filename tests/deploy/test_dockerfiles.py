@@ -52,7 +52,7 @@ def ignored(path: str, dockerignore: Path) -> bool:
 
 @pytest.mark.parametrize("dockerfile", IMAGES.values(), ids=IMAGES.keys())
 def test_every_copy_source_exists_and_is_in_the_context(dockerfile: Path) -> None:
-    dockerignore = dockerfile.with_name(dockerfile.name + ".dockerignore")
+    dockerignore = ROOT / ".dockerignore"
     sources = [
         source
         for word, args in instructions(dockerfile)

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
 from cluster.control_plane import ControlPlane, StartupError
 from cluster.fake_nodes import GPU_LABEL, GPU_RESOURCE
 from cluster.polling import wait_until
-from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 # kwok never pulls images: a name that cannot resolve proves it.
 IMAGE = "registry.invalid/ttsfleet/none:0"

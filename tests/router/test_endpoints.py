@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ttsfleet.router.discovery import Pool, Topology
+from ttsfleet.router.discovery import PoolEndpoints, Topology
 from ttsfleet.router.discovery.static import topology
 from ttsfleet.router.endpoints import Datastore, Endpoint
 from ttsfleet.router.settings import RouterSettings
@@ -42,7 +42,7 @@ async def test_follows_the_topology_and_keeps_state_of_pods_that_stay() -> None:
 
 async def test_pools_without_pods_still_declare_their_voices() -> None:
     store = Datastore(RouterSettings())
-    store.apply(Topology({"empty": Pool("empty", frozenset({"amy"}))}, "amy"))
+    store.apply(Topology({"empty": PoolEndpoints("empty", frozenset({"amy"}))}, "amy"))
     assert store.voices == {"amy"}
     assert store.candidates("amy") == []
     await store.close()

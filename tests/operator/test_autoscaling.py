@@ -13,7 +13,7 @@ from typing import Any
 
 import grpc
 import pytest
-from integration.operator_harness import (
+from operator_harness import (
     Cluster,
     OperatorProcess,
     pool_yaml,

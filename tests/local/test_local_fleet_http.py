@@ -23,7 +23,7 @@ async def test_up_serves_jobs_and_speech_over_http(tmp_path: Path) -> None:
     http_port = free_port()
     log = (tmp_path / "fleet.log").open("wb")
     fleet = await asyncio.create_subprocess_exec(
-        sys.executable, "-P", "-m", "ttsfleet.cli", "up", "-f", str(QUICKSTART),
+        sys.executable, "-m", "ttsfleet.cli", "up", "-f", str(QUICKSTART),
         "--port", str(free_port()), "--http-port", str(http_port),
         "--jobs-dir", str(tmp_path / "jobs"), "--log-format", "json",
         stdout=log, stderr=log,

@@ -10,15 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ttsfleet.proto import tts_pb2
-from ttsfleet.router.fanout import (
-    FanoutPolicy,
-    fan_out,
-    joined_response,
-    piece_request,
-    sentences,
-    split_text,
-)
+from ttsfleet.pieces import FanoutPolicy, fan_out
+from ttsfleet.text import sentences, split_text
 
 
 def test_sentences_keep_punctuation_quotes_and_abbreviations() -> None:
@@ -137,30 +130,6 @@ async def test_a_consumer_leaving_cancels_every_piece() -> None:
     assert await anext(stream) == "w0"
     await stream.aclose()
     assert recorder.running == 0
-
-
-def test_piece_requests_keep_every_other_field() -> None:
-    raw = tts_pb2.TTSRequest(
-        text="long text", voice="joe", speed=1.5, request_id="r"
-    ).SerializeToString()
-    piece = tts_pb2.TTSRequest.FromString(piece_request(raw, "short"))
-    assert (piece.text, piece.voice, piece.speed, piece.request_id) == ("short", "joe", 1.5, "r")
-    assert piece.encoding == tts_pb2.AUDIO_ENCODING_PCM16
-
-
-def test_piece_responses_join_into_one_wav() -> None:
-    parts = [
-        tts_pb2.TTSResponse(audio=bytes([i]) * 4, sample_rate=8000, audio_seconds=0.25, voice="v")
-        for i in range(3)
-    ]
-    joined = tts_pb2.TTSResponse.FromString(
-        joined_response([p.SerializeToString() for p in parts], tts_pb2.AUDIO_ENCODING_UNSPECIFIED)
-    )
-    assert joined.encoding == tts_pb2.AUDIO_ENCODING_WAV
-    assert joined.audio.startswith(b"RIFF") and joined.audio.endswith(
-        b"\0" * 4 + b"\1" * 4 + b"\2" * 4
-    )
-    assert (joined.audio_seconds, joined.voice, joined.sample_rate) == (0.75, "v", 8000)
 
 
 async def test_a_piece_cancelled_on_its_own_fails_the_stream_instead_of_hanging() -> None:

@@ -10,9 +10,9 @@ import pytest
 
 from ttsfleet.manifests import (
     ManifestError,
-    fleet_from_documents,
-    load_fleet,
-    pod_config,
+    PodConfig,
+    load_manifests,
+    manifests_from_documents,
     voice_from_manifest,
     voice_to_manifest,
 )
@@ -39,7 +39,7 @@ def _pool(**spec: Any) -> dict[str, Any]:
 
 
 def test_quickstart_example_reads_with_defaults() -> None:
-    fleet = load_fleet(EXAMPLES / "quickstart.yaml")
+    fleet = load_manifests(EXAMPLES / "quickstart.yaml")
     (pool,) = fleet.pools
     assert pool.voices == ("joe",) and pool.default_voice == "joe"
     assert pool.replicas == 2 and pool.device == "cpu"
@@ -50,11 +50,10 @@ def test_quickstart_example_reads_with_defaults() -> None:
 def test_voice_round_trips_through_the_pod_config() -> None:
     voice = voice_from_manifest(_voice(source={"package": "x"}, defaults={"noiseScale": 0}))
     assert voice_from_manifest(voice_to_manifest(voice)) == voice
-    pool = fleet_from_documents([_pool(voices=["v"])]).pools[0]
-    config = pod_config(pool, [voice])
-    assert config["defaultVoice"] == "v" and config["voices"][0]["spec"]["source"] == {
-        "package": "x"
-    }
+    pool = manifests_from_documents([_pool(voices=["v"])]).pools[0]
+    data = PodConfig.of(pool, [voice]).to_dict()
+    assert data["defaultVoice"] == "v" and data["voices"][0]["spec"]["source"] == {"package": "x"}
+    assert PodConfig.from_dict(data) == PodConfig.of(pool, [voice])
 
 
 @pytest.mark.parametrize(
@@ -72,11 +71,11 @@ def test_voice_round_trips_through_the_pod_config() -> None:
 )
 def test_mistakes_are_named(document: dict[str, Any], message: str) -> None:
     with pytest.raises(ManifestError, match=re.escape(message)):
-        fleet_from_documents([document])
+        manifests_from_documents([document])
 
 
 def test_pool_naming_a_missing_voice_fails_clearly() -> None:
-    fleet = fleet_from_documents([_pool(voices=["ghost"])])
+    fleet = manifests_from_documents([_pool(voices=["ghost"])])
     with pytest.raises(ManifestError, match="no TTSVoice named ghost"):
         fleet.voices_of(fleet.pools[0])
 
@@ -85,4 +84,4 @@ def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: [unclosed\n")
     with pytest.raises(ManifestError, match=r"bad\.yaml: not valid YAML"):
-        load_fleet(bad)
+        load_manifests(bad)
