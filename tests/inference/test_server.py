@@ -15,6 +15,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from ttsfleet.inference.server import InferenceServer
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc, ttsfleet_v1_pb2, ttsfleet_v1_pb2_grpc
 
+pytestmark = pytest.mark.voice  # the real Piper voice
+
 TEXT = "The quick brown fox jumps over the lazy dog. Then it runs back home again."
 PCM16 = tts_pb2.AUDIO_ENCODING_PCM16
 

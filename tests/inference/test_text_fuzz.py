@@ -17,6 +17,8 @@ from voices import JOE, pod_config
 from ttsfleet.inference.server import InferenceServer
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 
+pytestmark = pytest.mark.voice  # the real Piper voice
+
 # Nothing legitimate needs longer than this, so a call that takes it has hung.
 CALL_DEADLINE_S = 60
 

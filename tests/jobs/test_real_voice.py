@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
 import pytest
 from audio_checks import assert_speech, pcm16
 from timed_fleet import running_router
-from voices import JOE_QUIET, load_engines, pod_config, running_servers
+from voices import JOE_QUIET
 
 from ttsfleet.inference.server import InferenceServer
 from ttsfleet.jobs.fleet_client import FleetClient
 from ttsfleet.pieces import FanoutPolicy
 from ttsfleet.proto import tts_pb2
+
+pytestmark = pytest.mark.voice  # the real Piper voice
 
 TEXT = (
     "The quick brown fox jumps over the lazy dog. It was not amused. "
@@ -22,21 +21,12 @@ TEXT = (
 )
 
 
-@pytest.fixture(scope="module")
-def engines() -> dict[str, Any]:
-    return load_engines(JOE_QUIET)
-
-
-@pytest.fixture
-async def two_pods(engines: dict[str, Any]) -> AsyncIterator[list[InferenceServer]]:
-    async with running_servers(2, pod_config(JOE_QUIET), engines) as pods:
-        yield pods
-
-
-async def test_fanned_out_speech_equals_one_request(two_pods: list[InferenceServer]) -> None:
+async def test_fanned_out_speech_equals_one_request(two_quiet_pods: list[InferenceServer]) -> None:
     """Noise off makes the voice deterministic; pieces are whole sentences, so nothing changes."""
     voices = (JOE_QUIET.name,)
-    async with running_router(two_pods, voices=voices, default_voice=JOE_QUIET.name) as router:
+    async with running_router(
+        two_quiet_pods, voices=voices, default_voice=JOE_QUIET.name
+    ) as router:
         address = f"127.0.0.1:{router.port}"
         whole = FleetClient(address, FanoutPolicy(min_chars=10_000))
         split = FleetClient(address, FanoutPolicy(min_chars=50, piece_chars=60, max_chars=120))

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ttsfleet.manifests import (
     ManifestError,
@@ -85,3 +86,44 @@ def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
     bad.write_text("kind: [unclosed\n")
     with pytest.raises(ManifestError, match=r"bad\.yaml: not valid YAML"):
         load_manifests(bad)
+
+
+def _crd_defaults(schema: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Every default in an OpenAPI schema, by dotted field path."""
+    found = {}
+    for name, prop in (schema.get("properties") or {}).items():
+        path = f"{prefix}{name}"
+        if "default" in prop and prop.get("type") != "object":
+            found[path] = prop["default"]
+        found |= _crd_defaults(prop, f"{path}.")
+    return found
+
+
+def test_the_crds_defaults_are_the_ones_python_applies() -> None:
+    """The CRD is the API's source of truth; reading a bare pool must give the same values."""
+    crd = yaml.safe_load((Path(__file__).resolve().parents[2] / "crds/ttspools.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    defaults = _crd_defaults(schema)
+    pool = manifests_from_documents([_pool(voices=["v"])]).pools[0]
+    assert {
+        "queue.maxDepth": pool.queue_limit,
+        "maxTextLength": pool.max_text_length,
+        "batching.maxBatchSize": pool.batching.max_batch_size,
+        "batching.maxWaitMilliseconds": pool.batching.max_wait_ms,
+        "replicas": pool.replicas,
+        "device": pool.device,
+        "autoscaling.enabled": pool.autoscaling.enabled,
+        "autoscaling.minReplicas": pool.autoscaling.min_replicas,
+        "autoscaling.maxReplicas": pool.autoscaling.max_replicas,
+        "autoscaling.targetQueueDepth": pool.autoscaling.target_queue_depth,
+        "autoscaling.scaleDownStabilizationSeconds": (
+            pool.autoscaling.scale_down_stabilization_seconds
+        ),
+    } == {key: defaults[key] for key in defaults if key != "defaultVoice"}
+
+
+def test_a_pod_configuration_without_its_voices_names_the_field() -> None:
+    with pytest.raises(ManifestError, match="voices is required"):
+        PodConfig.from_dict({"defaultVoice": "v"})
+    with pytest.raises(ManifestError, match="defaultVoice 'x' is not among its voices"):
+        PodConfig.from_dict({"defaultVoice": "x", "voices": [_voice(source={"package": "p"})]})

@@ -18,6 +18,8 @@ from audio_checks import assert_speech, read_wav
 
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 
+pytestmark = pytest.mark.voice  # the real Piper voice
+
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"
 TTSFLEET = [sys.executable, "-m", "ttsfleet.cli"]

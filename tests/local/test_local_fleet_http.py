@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from audio_checks import assert_speech, pcm16, read_wav
 from timed_fleet import free_port
+
+pytestmark = pytest.mark.voice  # the real Piper voice
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
 TEXT = (

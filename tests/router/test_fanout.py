@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
 import grpc
 import pytest
 from audio_checks import assert_speech, pcm16
 from timed_fleet import running_router, stub_for, timed_pods
-from voices import JOE_QUIET, load_engines, pod_config, running_servers
+from voices import JOE_QUIET
 
 from ttsfleet.inference.server import InferenceServer
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
@@ -66,27 +63,19 @@ async def test_texts_over_the_routers_limit_are_refused() -> None:
     assert "the limit is 50" in (raised.value.details() or "")
 
 
-@pytest.fixture(scope="module")
-def quiet_engines() -> dict[str, Any]:
-    return load_engines(JOE_QUIET)
-
-
-@pytest.fixture
-async def two_pods(quiet_engines: dict[str, Any]) -> AsyncIterator[list[InferenceServer]]:
-    async with running_servers(2, pod_config(JOE_QUIET), quiet_engines) as pods:
-        yield pods
-
-
-async def test_fanned_out_speech_is_the_whole_texts_speech(two_pods: list[InferenceServer]) -> None:
+@pytest.mark.voice
+async def test_fanned_out_speech_is_the_whole_texts_speech(
+    two_quiet_pods: list[InferenceServer],
+) -> None:
     """Noise off makes the voice deterministic; pieces are whole sentences, so the audio is equal."""
     voice = JOE_QUIET.name
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{two_pods[0].port}") as channel:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{two_quiet_pods[0].port}") as channel:
         direct = await tts_pb2_grpc.TTSServiceStub(channel).Synthesize(
             tts_pb2.TTSRequest(text=STORY, encoding=PCM16)
         )
     async with (
         running_router(
-            two_pods, voices=(voice,), default_voice=voice, fanout_min_chars=200
+            two_quiet_pods, voices=(voice,), default_voice=voice, fanout_min_chars=200
         ) as router,
         stub_for(router) as stub,
     ):
@@ -95,7 +84,7 @@ async def test_fanned_out_speech_is_the_whole_texts_speech(two_pods: list[Infere
             [c.chunk async for c in stub.StreamSynthesize(tts_pb2.TTSRequest(text=STORY))]
         )
         wav = await stub.Synthesize(tts_pb2.TTSRequest(text=STORY))
-    assert _served(two_pods[1], "Synthesize", voice) >= 1, (
+    assert _served(two_quiet_pods[1], "Synthesize", voice) >= 1, (
         "the router split the text over both pods"
     )
     assert unary.audio == direct.audio == streamed

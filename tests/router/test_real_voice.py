@@ -16,6 +16,8 @@ from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 from ttsfleet.router.discovery.static import StaticDiscovery
 from ttsfleet.router.server import RouterServer
 
+pytestmark = pytest.mark.voice  # the real Piper voice
+
 TEXT = "The router picked a pod for this sentence. Then the audio streamed back."
 
 

@@ -7,13 +7,14 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
 
 import yaml
 
 from ttsfleet import logs
 from ttsfleet.inference.server import InferenceServer, load_engines
-from ttsfleet.manifests import PodConfig
+from ttsfleet.manifests import ManifestError, PodConfig
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def serve(args: argparse.Namespace) -> None:
-    config = PodConfig.from_dict(yaml.safe_load(args.config.read_text(encoding="utf-8")))
+def read_config(path: Path) -> PodConfig:
+    """The pod configuration, or a ManifestError that names the file and the field."""
+    try:
+        return PodConfig.from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError, ValueError, TypeError, KeyError) as error:
+        raise ManifestError(f"{path}: {error}") from error
+
+
+async def serve(args: argparse.Namespace, config: PodConfig) -> None:
     engines = await asyncio.to_thread(load_engines, config)
     server = InferenceServer(config, engines)
     await server.start(args.host, args.port, args.metrics_port)
@@ -57,5 +65,10 @@ def main(argv: list[str]) -> int:
         args.log_level,
         args.log_format == "json",
     )
-    asyncio.run(serve(args))
+    try:
+        config = read_config(args.config)
+    except ManifestError as error:
+        print(f"ttsfleet inference: {error}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(args, config))
     return 0

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from ttsfleet import wire
 from ttsfleet.errors import TTSError
 from ttsfleet.jobs.retry import RetryPolicy
 from ttsfleet.pieces import FanoutPolicy, fan_out
@@ -47,7 +48,7 @@ class FleetClient:
         self.fanout = fanout or FanoutPolicy()
         self.retry = retry or RetryPolicy()
         self._timeout = piece_timeout
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._metadata = wire.bearer(token)
         self._channel = grpc.aio.insecure_channel(address)
         self._stub = tts_pb2_grpc.TTSServiceStub(self._channel)
 
