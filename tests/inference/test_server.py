@@ -137,7 +137,6 @@ async def test_watch_load_reports_queue_and_in_flight(
         watch = load.WatchLoad(ttsfleet_v1_pb2.WatchLoadRequest(min_interval_ms=5))
         first = await watch.read()
         assert (first.queue_depth, first.in_flight, first.queue_capacity) == (0, 0, 16)
-        assert list(first.voices) == ["joe", "joe-quiet"]
         busy = asyncio.ensure_future(stub.Synthesize(tts_pb2.TTSRequest(text=TEXT)))
         seen = [await watch.read() for _ in range(3)]
         assert any(r.in_flight == 1 for r in seen)

@@ -84,7 +84,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 def test_up_prints_where_it_listens(fleet: Fleet) -> None:
     out = fleet.output()
     assert f"ttsfleet is listening on 127.0.0.1:{fleet.port}" in out
-    assert "pool english: 2 workers" in out
+    assert "pool english: 2 pods" in out
 
 
 def test_say_writes_a_wav_of_speech(fleet: Fleet, tmp_path: Path) -> None:
