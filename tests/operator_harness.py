@@ -23,7 +23,7 @@ from cluster.polling import wait_until
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 CRDS = REPO / "crds"
 RBAC = REPO / "deploy" / "rbac" / "operator.yaml"
 GROUP, VERSION = "ttsfleet.dev", "v1alpha1"

@@ -9,8 +9,7 @@ import grpc
 import numpy as np
 import pytest
 from audio_checks import assert_speech, pcm16, read_wav
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_checks import assert_serving_and_reflected
 
 from ttsfleet.inference.server import InferenceServer
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc, ttsfleet_v1_pb2, ttsfleet_v1_pb2_grpc
@@ -146,15 +145,7 @@ async def test_watch_load_reports_queue_and_in_flight(
 
 async def test_health_reflection_voices_and_v1(server: InferenceServer) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        for service in ("", "TTSService", "ttsfleet.v1.Synthesizer"):
-            reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
-            assert reply.status == health_pb2.HealthCheckResponse.SERVING
-        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
-        replies = reflection.ServerReflectionInfo(
-            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
-        )
-        names = {s.name async for r in replies for s in r.list_services_response.service}
+        names = await assert_serving_and_reflected(channel)
         assert {"TTSService", "ttsfleet.v1.Synthesizer", "ttsfleet.v1.LoadReporter"} <= names
         voices = await tts_pb2_grpc.TTSServiceStub(channel).ListVoices(tts_pb2.ListVoicesRequest())
         assert [v.name for v in voices.voices] == ["joe", "joe-quiet"]

@@ -6,8 +6,7 @@ import asyncio
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_checks import assert_serving_and_reflected
 from timed_fleet import VOICE, address, running_router, stub_for, timed_pods, until
 
 from ttsfleet.inference.server import InferenceServer
@@ -139,14 +138,7 @@ async def test_client_cancellation_stops_the_pod() -> None:
 
 async def test_health_and_reflection(router: RouterServer) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{router.port}") as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        for service in ("", "TTSService", "ttsfleet.v1.Synthesizer"):
-            reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
-            assert reply.status == health_pb2.HealthCheckResponse.SERVING
-        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
-        request = reflection_pb2.ServerReflectionRequest(list_services="")
-        responses = [r async for r in reflection.ServerReflectionInfo(iter([request]))]
-    names = {s.name for s in responses[0].list_services_response.service}
+        names = await assert_serving_and_reflected(channel)
     assert {"TTSService", "ttsfleet.v1.Synthesizer", "grpc.health.v1.Health"} <= names
 
 

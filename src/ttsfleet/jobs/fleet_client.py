@@ -25,7 +25,7 @@ from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-Piece = tuple[int, str]
+NumberedPiece = tuple[int, str]
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class FleetClient:
         done = 0
         progress(done, len(pieces))
 
-        async def whole(piece: Piece) -> AsyncIterator[list[tts_pb2.AudioChunk]]:
+        async def whole(piece: NumberedPiece) -> AsyncIterator[list[tts_pb2.AudioChunk]]:
             nonlocal done
             chunks = await self._piece_with_retries(request, piece)
             done += 1
@@ -92,7 +92,7 @@ class FleetClient:
         return Speech(b"".join(c.chunk for chunks in parts for c in chunks), rates.pop())
 
     async def _piece_with_retries(
-        self, template: tts_pb2.TTSRequest, piece: Piece
+        self, template: tts_pb2.TTSRequest, piece: NumberedPiece
     ) -> list[tts_pb2.AudioChunk]:
         for attempt in range(1, self.retry.piece_attempts + 1):
             try:
@@ -110,7 +110,7 @@ class FleetClient:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _piece_stream(
-        self, template: tts_pb2.TTSRequest, piece: Piece
+        self, template: tts_pb2.TTSRequest, piece: NumberedPiece
     ) -> AsyncIterator[tts_pb2.AudioChunk]:
         index, text = piece
         request = tts_pb2.TTSRequest()

@@ -22,7 +22,7 @@ from redis.exceptions import ResponseError
 
 from ttsfleet.jobs.model import LOST, Claim, Job, JobSpec, JobState
 
-GROUP = "workers"
+CONSUMER_GROUP = "workers"
 # The longest a claim blocks on the stream before looking at retries due again.
 BLOCK_MS = 200
 
@@ -132,7 +132,7 @@ class RedisBackend:
         client = redis.from_url(url, decode_responses=True)
         backend = cls(client, lease_seconds, prefix)
         try:
-            await client.xgroup_create(backend._stream, GROUP, id="0", mkstream=True)
+            await client.xgroup_create(backend._stream, CONSUMER_GROUP, id="0", mkstream=True)
         except ResponseError as error:
             if "BUSYGROUP" not in str(error):
                 raise
@@ -167,7 +167,7 @@ class RedisBackend:
                 token = f"{worker}:{uuid.uuid4().hex}"
                 started = await self._start(
                     keys=[self._key(job_id), self._stream, self._queued],
-                    args=[message, GROUP, token, time.time(), LOST],
+                    args=[message, CONSUMER_GROUP, token, time.time(), LOST],
                 )
                 if started:
                     job = await self.get(job_id)
@@ -179,14 +179,14 @@ class RedisBackend:
     async def _next_entries(self, worker: str, give_up: float) -> list[tuple[str, str]]:
         """Entries abandoned by a dead worker first, then new ones (blocking briefly)."""
         _, abandoned, _ = await self._redis.xautoclaim(
-            self._stream, GROUP, worker, self._lease_ms, "0-0", count=1
+            self._stream, CONSUMER_GROUP, worker, self._lease_ms, "0-0", count=1
         )
         entries = [(message, fields["id"]) for message, fields in abandoned if fields]
         if entries:
             return entries
         block = max(int(min(give_up - time.monotonic(), BLOCK_MS / 1000) * 1000), 1)
         found: Any = await self._redis.xreadgroup(
-            GROUP, worker, {self._stream: ">"}, count=1, block=block
+            CONSUMER_GROUP, worker, {self._stream: ">"}, count=1, block=block
         )
         return [
             (message, fields["id"]) for _, messages in found or () for message, fields in messages
@@ -196,7 +196,7 @@ class RedisBackend:
         worker = claim.token.rpartition(":")[0]
         held = await self._heartbeat(
             keys=[self._key(claim.job.id), self._stream],
-            args=[claim.token, GROUP, worker, pieces_done, pieces_total, time.time()],
+            args=[claim.token, CONSUMER_GROUP, worker, pieces_done, pieces_total, time.time()],
         )
         return bool(held)
 
@@ -204,7 +204,15 @@ class RedisBackend:
         pairs = [item for pair in fields.items() for item in pair]
         done = await self._finish(
             keys=[self._key(claim.job.id), self._stream, self._delayed, self._queued],
-            args=[claim.token, GROUP, state.value, time.time(), run_at, claim.job.id, *pairs],
+            args=[
+                claim.token,
+                CONSUMER_GROUP,
+                state.value,
+                time.time(),
+                run_at,
+                claim.job.id,
+                *pairs,
+            ],
         )
         return bool(done)
 

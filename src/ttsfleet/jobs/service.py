@@ -23,7 +23,7 @@ VOICES_TTL = 10.0
 
 
 @dataclass(frozen=True)
-class Audio:
+class JobAudio:
     job: Job
     size: int
     chunks: AsyncIterator[bytes]
@@ -68,7 +68,7 @@ class JobService:
             raise TTSError(grpc.StatusCode.NOT_FOUND, f"no job {job_id!r}")
         return job
 
-    async def audio(self, job_id: str) -> Audio:
+    async def audio(self, job_id: str) -> JobAudio:
         job = await self.get(job_id)
         if job.state is not JobState.SUCCEEDED:
             raise TTSError(
@@ -76,7 +76,7 @@ class JobService:
                 f"job {job.id} is {job.state.value}; its audio exists once it has succeeded",
             )
         size = await self.results.size(job.result)
-        return Audio(job, size, self.results.read(job.result))
+        return JobAudio(job, size, self.results.read(job.result))
 
     async def _check_voice(self, voice: str) -> None:
         """Refuses a voice the fleet does not serve; when the fleet cannot be asked, accepts it.

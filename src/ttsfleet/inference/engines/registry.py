@@ -8,7 +8,7 @@ from ttsfleet.inference.engine import VoiceEngine
 from ttsfleet.manifests import Voice
 
 # engine name -> (module, class, the pip extra that brings its libraries)
-ENGINES = {
+ENGINE_MODULES = {
     "piper-onnx": ("ttsfleet.inference.engines.piper_onnx", "PiperOnnxEngine", "piper"),
     "piper-torch": ("ttsfleet.inference.engines.piper_torch", "PiperTorchEngine", "torch"),
 }
@@ -16,9 +16,9 @@ ENGINES = {
 
 def load_engine(voice: Voice, device: str) -> VoiceEngine:
     """Loads the voice's weights on the device; imports each engine only when used."""
-    if voice.engine not in ENGINES:
+    if voice.engine not in ENGINE_MODULES:
         raise ValueError(f"voice {voice.name}: unknown engine {voice.engine!r}")
-    module_name, class_name, extra = ENGINES[voice.engine]
+    module_name, class_name, extra = ENGINE_MODULES[voice.engine]
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
