@@ -79,12 +79,16 @@ def test_the_entrypoint_is_the_command_pods_run(dockerfile: Path) -> None:
     assert entrypoints == ['["ttsfleet"]']
 
 
-def test_only_the_inference_image_installs_the_engines() -> None:
-    def installs(dockerfile: Path) -> str:
-        return " ".join(args for word, args in instructions(dockerfile) if word == "RUN")
+def _installs(dockerfile: Path) -> str:
+    return " ".join(args for word, args in instructions(dockerfile) if word == "RUN")
 
-    assert not re.search(r"\[(piper|torch)", installs(IMAGES["operator-router"]))
-    assert '".[torch]"' in installs(IMAGES["inference"])  # torch extra includes piper
+
+def test_only_the_inference_image_installs_the_engines() -> None:
+    assert not re.search(r"piper|torch", _installs(IMAGES["operator-router"]))
+    assert '"/src[gateway,redis]"' in _installs(IMAGES["operator-router"])
+    assert '"/src[$ENGINE_EXTRA]"' in _installs(IMAGES["inference"])
+    args = [args for word, args in instructions(IMAGES["inference"]) if word == "ARG"]
+    assert "ENGINE_EXTRA=torch" in args  # the torch extra includes piper
 
 
 def test_the_inference_base_image_is_a_build_argument() -> None:
@@ -92,3 +96,14 @@ def test_the_inference_base_image_is_a_build_argument() -> None:
     assert steps[0][0] == "ARG" and steps[0][1].startswith("BASE_IMAGE=nvidia/cuda:")
     froms = [args.split()[0] for word, args in steps if word == "FROM"]
     assert froms == ["${BASE_IMAGE}", "${BASE_IMAGE}"]
+
+
+@pytest.mark.parametrize("dockerfile", IMAGES.values(), ids=IMAGES.keys())
+def test_hygiene_no_second_index_no_pip_cache_no_bytecode_writes(dockerfile: Path) -> None:
+    """A second index could shadow a package (dependency confusion); caches and pip stay out."""
+    text = " ".join(args for _, args in instructions(dockerfile))  # comments may say why
+    assert "--extra-index-url" not in text
+    assert "PIP_NO_CACHE_DIR=1" in text
+    assert "pip uninstall --yes pip setuptools" in _installs(dockerfile)
+    env = " ".join(args for word, args in final_stage(dockerfile) if word == "ENV")
+    assert "PYTHONDONTWRITEBYTECODE=1" in env

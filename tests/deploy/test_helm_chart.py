@@ -29,6 +29,8 @@ from cluster.control_plane import ControlPlane, free_port
 from cluster.polling import wait_until
 from operator_harness import OperatorProcess
 
+from ttsfleet.gateway import main as gateway_main
+from ttsfleet.jobs import main as jobs_main
 from ttsfleet.operator import main as operator_main
 from ttsfleet.operator import objects
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
@@ -47,6 +49,9 @@ EVERY_OPTION = [
     "router.tls.secretName=router-tls",
     "router.auth.enabled=true",
     "router.auth.secretName=router-tokens",
+    "gateway.routerToken.secretName=gateway-token",
+    "jobs.backend=redis",
+    "jobs.redisUrl=redis://redis:6379/0",
 ]
 Manifest = dict[str, Any]
 
@@ -135,11 +140,59 @@ def test_helm_lint_passes_strictly(
     assert "0 chart(s) failed" in result.stdout
 
 
-def test_defaults_render_the_operator_router_rbac_and_pdbs(render: Any) -> None:
+def test_defaults_render_every_component_with_rbac_and_pdbs(render: Any) -> None:
+    """Operator, router and gateway (with its job store); no worker Deployment with sqlite."""
     kinds = sorted(m["kind"] for m in render())
     per_component = ["ServiceAccount", "Deployment", "PodDisruptionBudget"]
     rbac = ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]  # operator, router
-    assert kinds == sorted([*per_component, *per_component, *rbac, "Service"])
+    services = ["Service", "Service", "PersistentVolumeClaim"]  # router, gateway; jobs
+    assert kinds == sorted([*per_component * 3, *rbac, *services])
+
+
+def test_redis_jobs_add_a_worker_deployment_and_scale_the_gateway(render: Any) -> None:
+    manifests = render("jobs.backend=redis", "jobs.redisUrl=redis://r:6379/0", "gateway.replicas=3")
+    gateway = find(manifests, "Deployment", f"{RELEASE}-ttsfleet-gateway")
+    assert gateway["spec"]["replicas"] == 3
+    assert gateway["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert find(manifests, "Deployment", f"{RELEASE}-ttsfleet-worker")["spec"]["replicas"] == 2
+    for component in ("gateway", "worker"):
+        pod = find(manifests, "Deployment", f"{RELEASE}-ttsfleet-{component}")
+        assert pod["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+def test_gateway_and_worker_command_lines_are_what_ttsfleet_parses(render: Any) -> None:
+    """Every flag the chart writes means what it intends to the real parsers."""
+    manifests = render(*EVERY_OPTION)
+    gateway, worker = container(manifests, "gateway"), container(manifests, "worker")
+    assert (gateway["command"], worker["command"]) == (
+        ["ttsfleet", "gateway"],
+        ["ttsfleet", "worker"],
+    )
+    parsed_gateway = gateway_main.parse_args(gateway["args"])
+    parsed_worker = jobs_main.parse_args(worker["args"])
+    for args, spec in ((parsed_gateway, gateway), (parsed_worker, worker)):
+        assert args.router == f"{RELEASE}-ttsfleet-router.{NAMESPACE}.svc:50051"
+        assert args.backend == "redis://redis:6379/0"
+        mounts = {m["name"]: m["mountPath"] for m in spec["volumeMounts"]}
+        assert args.results.is_relative_to(mounts["jobs"])
+        assert args.router_ca == Path(mounts["router-ca"], "ca.crt")
+        assert args.token_file == Path(mounts["router-token"], "token")
+    assert parsed_gateway.workers == 0  # redis: the worker Deployment runs the jobs
+    ports = {p["name"]: p["containerPort"] for p in gateway["ports"]}
+    assert ports == {"http": parsed_gateway.port, "grpc": parsed_gateway.grpc_port}
+    assert gateway["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+
+
+def test_sqlite_jobs_live_in_the_gateway_on_its_claim(render: Any) -> None:
+    manifests = render()
+    gateway = container(manifests, "gateway")
+    args = gateway_main.parse_args(gateway["args"])
+    assert args.backend == "sqlite:///var/lib/ttsfleet/jobs/jobs.db" and args.workers == 2
+    claim = find(manifests, "PersistentVolumeClaim", f"{RELEASE}-ttsfleet-jobs")
+    deployment = find(manifests, "Deployment", f"{RELEASE}-ttsfleet-gateway")
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["jobs"]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}  # one writer of the file
 
 
 def test_operator_rules_are_those_of_deploy_rbac(render: Any) -> None:
@@ -271,6 +324,17 @@ def test_service_monitors_select_the_router_and_every_pools_service(render: Any)
         ("router.tls.enabled=true", "router.tls.secretName: name the kubernetes.io/tls Secret"),
         ("router.auth.enabled=true", "router.auth.secretName: name the Secret"),
         ("router.metricsPort=50051", "router.metricsPort: choose a port other than 50051"),
+        ("gateway.replicas=2", "gateway.replicas: the sqlite job backend is one file"),
+        ("jobs.backend=redis", "jobs.redisUrl: the Redis URL"),
+        ("jobs.backend=postgres", "at '/jobs/backend': value must be one of"),
+        ("image.tag=1.0:latest", "at '/image/tag': '1.0:latest' does not match pattern"),
+        ("inferenceImage.repository=", "at '/inferenceImage/repository': minLength"),
+        ("gateway.service.port=0", "at '/gateway/service/port': minimum: got 0"),
+        ("router.service.port=70000", "at '/router/service/port': maximum"),
+        (
+            "router.auth.enabled=true,router.auth.secretName=t",
+            "gateway.routerToken.secretName: the router requires a bearer token",
+        ),
         ("watchNamespaces={voices}", "router.poolNamespace: tts is not among watchNamespaces"),
         (
             "router.autoscaling.enabled=true,router.autoscaling.minReplicas=12",
@@ -287,6 +351,21 @@ def test_bad_values_are_refused_with_a_message_naming_them(
 
 
 # -- on the real control plane ---------------------------------------------
+
+
+def _job_volume(release: str) -> Manifest:
+    """A hostPath volume that binds the release's job store claim (never mounted: kwok)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": f"{release}-jobs", "labels": {"app.kubernetes.io/instance": release}},
+        "spec": {
+            "capacity": {"storage": "10Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "hostPath": {"path": f"/var/lib/ttsfleet-test/{release}"},
+            "claimRef": {"namespace": release, "name": f"{release}-ttsfleet-jobs"},
+        },
+    }
 
 
 def _crd_names() -> list[str]:
@@ -325,7 +404,7 @@ def install(
     yield apply_chart
     selector = f"app.kubernetes.io/instance={release}"
     control_plane.kubectl(
-        "delete", "clusterrole,clusterrolebinding", "-l", selector, "--wait=false"
+        "delete", "clusterrole,clusterrolebinding,persistentvolume", "-l", selector, "--wait=false"
     )
 
 
@@ -337,7 +416,10 @@ def installed(install: Callable[..., str]) -> str:
 
 def test_the_rendered_chart_comes_up(control_plane: ControlPlane, installed: str) -> None:
     namespace = release = installed
-    deployments = [f"deployment/{release}-ttsfleet-{c}" for c in ("operator", "router")]
+    # The test cluster has no storage provisioner: a volume for the job store's claim.
+    control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(_job_volume(release)))
+    components = ("operator", "router", "gateway")
+    deployments = [f"deployment/{release}-ttsfleet-{c}" for c in components]
     control_plane.kubectl(
         "wait", "-n", namespace, "--for=condition=Available", "--timeout=90s", *deployments
     )
@@ -348,7 +430,12 @@ def test_the_rendered_chart_comes_up(control_plane: ControlPlane, installed: str
         f"{pod['metadata']['labels']['app.kubernetes.io/component']}={pod['status']['phase']}"
         for pod in json.loads(pods.stdout)["items"]
     ]
-    assert sorted(phases) == ["operator=Running", "router=Running", "router=Running"]
+    assert sorted(phases) == [
+        "gateway=Running",
+        "operator=Running",
+        "router=Running",
+        "router=Running",
+    ]
     # The CRDs are served: the kinds resolve, and the examples and the GitOps
     # fleet are valid objects to the API server (schemas, CEL rules).
     listed = control_plane.kubectl("get", "ttspools,ttsvoices", "-n", namespace)
@@ -435,6 +522,7 @@ def test_each_component_may_do_what_it_needs_and_no_more(
 ) -> None:
     namespace = release = installed
     router, operator = f"{release}-ttsfleet-router", f"{release}-ttsfleet-operator"
+    gateway = f"{release}-ttsfleet-gateway"
     can = {
         "router watches its pools": (router, "watch", "ttspools.ttsfleet.dev", "-n", namespace),
         "router watches slices": (
@@ -462,6 +550,8 @@ def test_each_component_may_do_what_it_needs_and_no_more(
         "operator deletes deployments": (operator, "delete", "deployments.apps", "-n", "any"),
         "operator edits voices": (operator, "patch", "ttsvoices.ttsfleet.dev", "-n", "any"),
         "operator deletes pools": (operator, "delete", "ttspools.ttsfleet.dev", "-n", "any"),
+        "gateway reads anything": (gateway, "get", "pods", "-n", namespace),
+        "gateway reads secrets": (gateway, "get", "secrets", "-n", namespace),
     }
     denied = [
         what for what, (sa, *req) in can.items() if not _can(control_plane, sa, namespace, *req)

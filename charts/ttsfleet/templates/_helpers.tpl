@@ -117,13 +117,87 @@ capabilities:
 {{- with $fields }}{{ toYaml . }}{{ end -}}
 {{- end -}}
 
-{{/* A ServiceAccount for a component. */}}
+{{/* A ServiceAccount for a component; (dict ... "apiAccess" false) for one that never calls the API. */}}
 {{- define "ttsfleet.serviceAccount" -}}
 apiVersion: v1
 kind: ServiceAccount
 metadata:
   {{- include "ttsfleet.metadata" . | nindent 2 }}
-automountServiceAccountToken: true
+automountServiceAccountToken: {{ ternary .apiAccess true (hasKey . "apiAccess") }}
+{{- end -}}
+
+{{/* The router's address inside the cluster, as the gateway and the job workers dial it. */}}
+{{- define "ttsfleet.routerAddress" -}}
+{{- .Values.gateway.routerAddress | default (printf "%s.%s.svc:%d" (include "ttsfleet.componentName" (dict "root" . "component" "router")) .Release.Namespace (int .Values.router.service.port)) -}}
+{{- end -}}
+
+{{/* The Secret of the tokens the router accepts (router.auth), which must be named. */}}
+{{- define "ttsfleet.routerAuthSecret" -}}
+{{- required "router.auth.secretName: name the Secret holding the accepted bearer tokens" .Values.router.auth.secretName -}}
+{{- end -}}
+
+{{/* Flags shared by `ttsfleet gateway` and `ttsfleet worker`: the router, the job store, retries. */}}
+{{- define "ttsfleet.jobArgs" -}}
+- --router={{ include "ttsfleet.routerAddress" . }}
+{{- if eq .Values.jobs.backend "redis" }}
+- --backend={{ required "jobs.redisUrl: the Redis URL (redis://HOST:PORT/DB) for jobs.backend redis" .Values.jobs.redisUrl }}
+{{- else }}
+- --backend=sqlite:///var/lib/ttsfleet/jobs/jobs.db
+{{- end }}
+- --results=/var/lib/ttsfleet/jobs/results
+- --lease-seconds={{ .Values.jobs.leaseSeconds }}
+- --job-attempts={{ .Values.jobs.jobAttempts }}
+{{- if .Values.router.tls.enabled }}
+- --router-ca=/etc/ttsfleet/router-ca/ca.crt
+{{- end }}
+{{- if .Values.router.auth.enabled }}
+- --token-file=/etc/ttsfleet/router-token/token
+{{- end }}
+{{- end -}}
+
+{{/* Mounts of the job store and of what reaching the router takes (its CA, a token). */}}
+{{- define "ttsfleet.jobMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: jobs
+  mountPath: /var/lib/ttsfleet/jobs
+{{- if .Values.router.tls.enabled }}
+- name: router-ca
+  mountPath: /etc/ttsfleet/router-ca
+  readOnly: true
+{{- end }}
+{{- if .Values.router.auth.enabled }}
+- name: router-token
+  mountPath: /etc/ttsfleet/router-token
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* The volumes behind ttsfleet.jobMounts. The job store holds the SQLite file (sqlite) and finished audio. */}}
+{{- define "ttsfleet.jobVolumes" -}}
+- name: tmp
+  emptyDir: {}
+- name: jobs
+  persistentVolumeClaim:
+    claimName: {{ .Values.jobs.storage.existingClaim | default (include "ttsfleet.componentName" (dict "root" . "component" "jobs")) }}
+{{- if .Values.router.tls.enabled }}
+- name: router-ca
+  secret:
+    # The router's certificate Secret (cert-manager writes ca.crt beside tls.crt).
+    secretName: {{ .Values.router.tls.secretName }}
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end }}
+{{- if .Values.router.auth.enabled }}
+{{- $_ := include "ttsfleet.routerAuthSecret" . }}
+- name: router-token
+  secret:
+    secretName: {{ required "gateway.routerToken.secretName: the router requires a bearer token (router.auth.enabled); name a Secret holding one for the gateway and job workers" .Values.gateway.routerToken.secretName }}
+    items:
+      - key: {{ .Values.gateway.routerToken.key }}
+        path: token
+{{- end }}
 {{- end -}}
 
 {{/* A PodDisruptionBudget for a component: drains proceed one pod at a time. */}}

@@ -44,12 +44,17 @@ class FleetClient:
         retry: RetryPolicy | None = None,
         piece_timeout: float = 300.0,
         token: str = "",
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self.fanout = fanout or FanoutPolicy()
         self.retry = retry or RetryPolicy()
         self._timeout = piece_timeout
         self._metadata = wire.bearer(token)
-        self._channel = grpc.aio.insecure_channel(address)
+        self._channel = (
+            grpc.aio.secure_channel(address, credentials)
+            if credentials
+            else grpc.aio.insecure_channel(address)
+        )
         self._stub = tts_pb2_grpc.TTSServiceStub(self._channel)
 
     async def close(self) -> None:

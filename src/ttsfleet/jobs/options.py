@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
+
 from ttsfleet.jobs.backend import JobBackend, open_backend
 from ttsfleet.jobs.fleet_client import FleetClient
 from ttsfleet.jobs.retry import RetryPolicy
@@ -24,6 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--router", default="127.0.0.1:50051", help="the fleet's gRPC front door (host:port)")
     add("--token", default="", help="bearer token, if the router requires one")
+    add("--token-file", type=Path, help="read the bearer token from this file (a mounted Secret)")
+    add(
+        "--router-ca",
+        type=Path,
+        help="PEM CA certificate: speak TLS to the router and trust its certificate by this CA",
+    )
     add(
         "--backend",
         default="sqlite:///var/lib/ttsfleet/jobs.db",
@@ -75,7 +83,11 @@ async def opened(args: argparse.Namespace) -> AsyncIterator[Parts]:
     )
     retry = RetryPolicy(job_attempts=args.job_attempts, piece_attempts=args.piece_attempts)
     backend = await open_backend(args.backend, args.lease_seconds)
-    fleet = FleetClient(args.router, fanout, retry, token=args.token)
+    token = args.token_file.read_text(encoding="utf-8").strip() if args.token_file else args.token
+    credentials = (
+        grpc.ssl_channel_credentials(args.router_ca.read_bytes()) if args.router_ca else None
+    )
+    fleet = FleetClient(args.router, fanout, retry, token=token, credentials=credentials)
     try:
         heartbeat = max(args.lease_seconds / 3, 0.05)
         yield Parts(backend, DirectoryStore(args.results), fleet, heartbeat)
