@@ -15,8 +15,8 @@ from timed_fleet import free_port
 
 
 @contextlib.contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
-    """Starts redis-server on a free loopback port (append-only file on) and yields its URL."""
+def redis_server(workdir: Path, host: str = "127.0.0.1") -> Iterator[str]:
+    """Starts redis-server on a free port of `host` (append-only file on) and yields its URL."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail(
@@ -25,12 +25,12 @@ def redis_server(workdir: Path) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [
-            binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir),
+            binary, "--bind", host, "--port", str(port), "--dir", str(workdir),
             "--save", "", "--appendonly", "yes", "--appendfsync", "always",
         ],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
+    url = f"redis://{host}:{port}/0"
     client = redis.Redis.from_url(url)
     try:
         for _ in range(200):

@@ -1,8 +1,9 @@
 """Inference servers with controlled timing and a router in front, all on 127.0.0.1.
 
 `TimedEngine` is a voice engine whose speed is one number: every word of the
-text is one utterance (so a request streams one chunk per word) and each
-engine step sleeps `step_seconds`, whatever the batch size. Real inference
+text is one utterance of one window by default (so a request streams one
+chunk per word) and each engine step sleeps `step_seconds`, whatever the
+batch size. Real inference
 servers run it over real gRPC, so a "three times slower" pod is exactly that.
 Shared by the router tests and the router benchmark; run as a script, it is
 one timed pod in its own process (so a test can kill it).
@@ -17,10 +18,10 @@ import os
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import grpc
 import numpy as np
@@ -28,6 +29,7 @@ import numpy as np
 from ttsfleet.audio import Audio
 from ttsfleet.inference.engine import (
     BatchItem,
+    Stream,
     SynthesisParams,
     Utterance,
     VoiceEngine,
@@ -50,8 +52,20 @@ def words(count: int) -> str:
     return " ".join(f"word{i}" for i in range(count))
 
 
+@dataclass(eq=False)
+class TimedStream(Stream):
+    """An utterance of the timed engine: how many windows it still has to decode."""
+
+    utterance: Utterance
+    windows_left: int
+
+    @property
+    def done(self) -> bool:
+        return self.windows_left == 0
+
+
 class TimedEngine(VoiceEngine):
-    """Streams one constant chunk per word, `step_seconds` per engine step."""
+    """Streams one constant chunk per window, `windows` windows per word, `step_seconds` per step."""
 
     def __init__(
         self,
@@ -59,10 +73,12 @@ class TimedEngine(VoiceEngine):
         step_seconds: float = 0.0,
         max_batch_size: int = 8,
         samples_per_chunk: int = 320,
+        windows: int = 1,
     ) -> None:
         self.info = VoiceInfo(name=name, engine="timed", language="en-US", sample_rate=SAMPLE_RATE)
         self.max_batch_size = max_batch_size
         self.step_seconds = step_seconds
+        self.windows = windows
         self._chunk = np.full(samples_per_chunk, 0.25, dtype=np.float32)
 
     def utterances(self, text: str) -> list[Utterance]:
@@ -71,10 +87,18 @@ class TimedEngine(VoiceEngine):
     def default_params(self, speed: float) -> SynthesisParams:
         return SynthesisParams(length_scale=1 / speed, noise_scale=0.0, noise_w=0.0)
 
-    def run_batch(self, items: Sequence[BatchItem]) -> Iterator[list[Audio]]:
+    def estimate_seconds(self, utterance: Utterance, params: SynthesisParams) -> float:
+        return self.windows * self._chunk.size / SAMPLE_RATE
+
+    def prepare(self, items: Sequence[BatchItem]) -> list[Stream]:
+        return [TimedStream(utterance, self.windows) for utterance, _ in items]
+
+    def step(self, streams: Sequence[Stream]) -> list[Audio]:
         if self.step_seconds:
             time.sleep(self.step_seconds)
-        yield [self._chunk for _ in items]
+        for stream in streams:
+            cast(TimedStream, stream).windows_left -= 1
+        return [self._chunk for _ in streams]
 
 
 def timed_config(*voices: str, queue_limit: int = 64, max_batch_size: int = 8) -> PodConfig:

@@ -57,4 +57,5 @@ async def running_servers(
 
 
 def load_engines(*voices: Voice) -> dict[str, Any]:
-    return {v.name: load_engine(v, "cpu") for v in voices}
+    config = pod_config(*voices)
+    return {v.name: load_engine(v, config) for v in voices}

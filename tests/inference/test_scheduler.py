@@ -1,37 +1,56 @@
-"""The pod's scheduler driven directly, without gRPC: batching, turn-taking, failures, refusals."""
+"""The pod's scheduler driven directly, without gRPC: continuous batching, turns, failures."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+import threading
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 import numpy as np
 import pytest
-from timed_fleet import TimedEngine
+from timed_fleet import TimedEngine, TimedStream
 
 from ttsfleet.audio import Audio
 from ttsfleet.errors import TTSError
-from ttsfleet.inference.engine import BatchItem, Utterance
+from ttsfleet.inference.engine import Stream, Utterance
 from ttsfleet.inference.scheduler import DONE, Scheduler, Synthesis
 
 
 class RecordingEngine(TimedEngine):
-    """A timed engine that remembers every batch (the first phoneme id of each item)."""
+    """A timed engine that logs every step: the first phoneme id of each stream in it.
 
-    def __init__(self, max_batch_size: int = 8, fail_on: int | None = None) -> None:
-        super().__init__(max_batch_size=max_batch_size)
+    Each piece says which utterance it is and which of its windows, so order
+    can be checked: utterance id + window / 100.
+    """
+
+    def __init__(
+        self,
+        max_batch_size: int = 8,
+        fail_on: int | None = None,
+        windows: int = 1,
+        step_seconds: float = 0.0,
+    ) -> None:
+        super().__init__(max_batch_size=max_batch_size, windows=windows, step_seconds=step_seconds)
         self.batches: list[list[int]] = []
+        self.log: list[tuple[str, list[int]]] = []  # ("start" | "end", ids)
         self._fail_on = fail_on
+        self._lock = threading.Lock()
 
-    def run_batch(self, items: Sequence[BatchItem]) -> Iterator[list[Audio]]:
-        ids = [utterance.phoneme_ids[0] for utterance, _ in items]
-        self.batches.append(ids)
+    def step(self, streams: Sequence[Stream]) -> list[Audio]:
+        timed = [s for s in streams if isinstance(s, TimedStream)]
+        ids = [s.utterance.phoneme_ids[0] for s in timed]
+        with self._lock:
+            self.batches.append(ids)
+            self.log.append(("start", ids))
         if self._fail_on in ids:
             raise RuntimeError("the model broke")
-        # Each item's audio says which utterance it is, so order can be checked.
-        yield [np.full(4, float(i), np.float32) for i in ids]
+        windows = [self.windows - s.windows_left for s in timed]
+        super().step(streams)
+        with self._lock:
+            self.log.append(("end", ids))
+        return [np.full(4, i + w / 100, np.float32) for i, w in zip(ids, windows, strict=True)]
 
 
 def request(engine: TimedEngine, first: int, count: int) -> Synthesis:
@@ -46,7 +65,7 @@ async def audio_of(work: Synthesis) -> list[float] | BaseException:
     while (piece := await work.output.get()) is not DONE:
         if isinstance(piece, BaseException):
             return piece
-        heard.append(float(piece[0]))
+        heard.append(round(float(piece[0]), 4))
     return heard
 
 
@@ -76,7 +95,7 @@ async def test_requests_that_arrive_together_are_batched_up_to_the_limit() -> No
 async def test_the_engines_own_cap_bounds_a_batch() -> None:
     engine = RecordingEngine(max_batch_size=2)
     scheduler = Scheduler(queue_limit=16, max_batch_size=8, max_wait_s=0.05)
-    works = [request(engine, 100 * n, 1) for n in range(4)]
+    works = [request(engine, 100 * n, 3) for n in range(4)]
     async with running(scheduler):
         for work in works:
             scheduler.submit(work)
@@ -84,11 +103,26 @@ async def test_the_engines_own_cap_bounds_a_batch() -> None:
     assert max(len(batch) for batch in engine.batches) == 2
 
 
+async def test_a_step_is_one_window_and_streams_join_and_leave_between_steps() -> None:
+    """Two requests of three-window utterances: pieces come window by window, in order."""
+    engine = RecordingEngine(windows=3)
+    scheduler = Scheduler(queue_limit=16, max_batch_size=4, max_wait_s=0.0)
+    one, two = request(engine, 0, 2), request(engine, 100, 1)
+    async with running(scheduler):
+        scheduler.submit(one)
+        scheduler.submit(two)
+        heard = await asyncio.wait_for(asyncio.gather(audio_of(one), audio_of(two)), 10)
+    assert heard == [[0.0, 0.01, 0.02, 1.0, 1.01, 1.02], [100.0, 100.01, 100.02]]
+    # After the first windows, later steps hold both requests until the short one ends.
+    assert [0, 100] in engine.batches[1:]
+    assert engine.batches[-3:] == [[1], [1], [1]]
+
+
 async def test_active_requests_take_turns_so_a_short_one_finishes_first() -> None:
     """One long request and one short one: the short one is not kept for the long one's tail."""
     engine = RecordingEngine(max_batch_size=1)
     scheduler = Scheduler(queue_limit=16, max_batch_size=2, max_wait_s=0.05)
-    long, short = request(engine, 0, 6), request(engine, 100, 2)
+    long, short = request(engine, 0, 6), request(engine, 100, 3)
     async with running(scheduler):
         scheduler.submit(long)
         scheduler.submit(short)
@@ -96,9 +130,58 @@ async def test_active_requests_take_turns_so_a_short_one_finishes_first() -> Non
             asyncio.gather(audio_of(long), audio_of(short)), 10
         )
     assert heard_long == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
-    assert heard_short == [100.0, 101.0]
+    assert heard_short == [100.0, 101.0, 102.0]
     order = [batch[0] for batch in engine.batches]
-    assert order.index(101) < order.index(5)  # the short one ended before the long one
+    assert order.index(102) < order.index(5)  # the short one ended before the long one
+
+
+async def test_a_newcomer_gets_its_first_window_within_one_step() -> None:
+    """Three long streams at full speed; a newcomer is never queued behind their windows.
+
+    Steps take a fixed time, so the log of step starts and ends shows what
+    ran while the newcomer waited: at most the one step already running.
+    """
+    engine = RecordingEngine(windows=40, step_seconds=0.05)
+    scheduler = Scheduler(queue_limit=16, max_batch_size=8, max_wait_s=0.0)
+    longs = [request(engine, 100 * n, 3) for n in range(1, 4)]
+    newcomer = request(engine, 0, 1)
+    async with running(scheduler):
+        for work in longs:
+            scheduler.submit(work)
+        listeners = [asyncio.create_task(audio_of(work)) for work in longs]
+        while len(engine.log) < 6:  # the long ones are well into their windows
+            await asyncio.sleep(0.01)
+        submitted_at = len(engine.log)
+        scheduler.submit(newcomer)
+        first = await asyncio.wait_for(newcomer.output.get(), 10)
+        heard_at = len(engine.log)
+        for listener in listeners:
+            listener.cancel()
+    assert isinstance(first, np.ndarray) and first[0] == 0.0
+    since = engine.log[submitted_at:heard_at]
+    newcomer_starts = since.index(("start", [0]))
+    assert ("end", [0]) in since
+    # Before the newcomer's step began, at most the others' step that was
+    # already running when it arrived ended; it waited for nothing else.
+    assert sum(1 for kind, _ in since[:newcomer_starts] if kind == "end") <= 1
+
+
+async def test_the_load_counts_requests_and_queued_audio_seconds() -> None:
+    engine = RecordingEngine(windows=2)
+    scheduler = Scheduler(queue_limit=16, max_batch_size=1, max_wait_s=0.0)
+    works = [request(engine, 0, 3), request(engine, 100, 2)]
+    for work in works:
+        scheduler.submit(work)
+    chunk_seconds = 320 / 16000
+    assert scheduler.load.queue_depth == 2 and scheduler.load.in_flight == 0
+    assert scheduler.load.queued_audio_seconds == pytest.approx(5 * 2 * chunk_seconds)
+    async with running(scheduler):
+        await asyncio.wait_for(works[0].output.get(), 10)
+        load = scheduler.load
+        assert (load.queue_depth, load.in_flight) == (1, 1)
+        assert load.queued_audio_seconds == pytest.approx(9 * chunk_seconds)
+        await asyncio.wait_for(asyncio.gather(*map(audio_of, works)), 10)
+    assert scheduler.load.queued_audio_seconds == 0
 
 
 async def test_a_failing_batch_fails_its_requests_and_the_scheduler_goes_on() -> None:

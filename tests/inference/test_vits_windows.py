@@ -18,15 +18,15 @@ def test_short_utterance_fits_the_first_window() -> None:
 
 
 @pytest.mark.parametrize("frames", [33, 100, 471, 1000, 5000])
-def test_a_small_first_window_then_windows_up_to_the_cap(frames: int) -> None:
+def test_a_small_first_window_then_doubling_windows_up_to_the_cap(frames: int) -> None:
     windows = plan_windows(frames, 32, 256, 12)
     assert windows[0].start == 0 and windows[-1].stop == frames
     for before, after in itertools.pairwise(windows):
         assert before.stop == after.start
     sizes = [w.stop - w.start for w in windows]
-    assert sizes[0] == 32 or windows == [Window(0, frames, 0, frames)]
-    assert all(size == 256 for size in sizes[1:-1])
-    assert sizes[-1] <= 256 + 12
+    planned = [min(32 * 2**k, 256) for k in range(len(sizes))]
+    assert sizes[:-1] == planned[:-1]
+    assert sizes[-1] <= planned[-1] + 12
 
 
 def test_context_is_clipped_at_the_ends() -> None:
@@ -37,8 +37,8 @@ def test_context_is_clipped_at_the_ends() -> None:
 
 
 def test_a_remainder_shorter_than_the_context_joins_the_window_before() -> None:
-    windows = plan_windows(32 + 256 + 5, 32, 256, 12)
-    assert [(w.start, w.stop) for w in windows] == [(0, 32), (32, 293)]
+    windows = plan_windows(32 + 64 + 5, 32, 256, 12)
+    assert [(w.start, w.stop) for w in windows] == [(0, 32), (32, 101)]
 
 
 def test_bad_sizes_are_refused() -> None:

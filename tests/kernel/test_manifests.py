@@ -110,6 +110,7 @@ def test_the_crds_defaults_are_the_ones_python_applies() -> None:
         "maxTextLength": pool.max_text_length,
         "batching.maxBatchSize": pool.batching.max_batch_size,
         "batching.maxWaitMilliseconds": pool.batching.max_wait_ms,
+        "gpu.tf32": pool.gpu.tf32,
         "replicas": pool.replicas,
         "device": pool.device,
         "autoscaling.enabled": pool.autoscaling.enabled,

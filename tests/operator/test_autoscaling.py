@@ -35,7 +35,7 @@ class FakeLoad(ttsfleet_v1_pb2_grpc.LoadReporterServicer):
         with self._lock:
             self.reads += 1
         yield ttsfleet_v1_pb2.LoadReport(
-            queue_depth=self.queue_depth, in_flight=1, queue_capacity=32, max_batch_size=4
+            queue_depth=self.queue_depth, in_flight=1, queue_capacity=32
         )
 
 
