@@ -33,6 +33,7 @@ DEFAULT_QUEUE_LIMIT = 32
 DEFAULT_MAX_TEXT_LENGTH = 5000
 DEFAULT_MAX_BATCH_SIZE = 8
 DEFAULT_MAX_WAIT_MS = 5
+DEFAULT_TF32 = False
 
 
 class ManifestError(ValueError):
@@ -77,6 +78,13 @@ class Batching:
 
 
 @dataclass(frozen=True)
+class Gpu:
+    """How a pod uses a CUDA device; ignored on CPU."""
+
+    tf32: bool = DEFAULT_TF32
+
+
+@dataclass(frozen=True)
 class Autoscaling:
     enabled: bool = False
     min_replicas: int = 1
@@ -97,6 +105,7 @@ class Pool:
     queue_limit: int = DEFAULT_QUEUE_LIMIT
     max_text_length: int = DEFAULT_MAX_TEXT_LENGTH
     batching: Batching = field(default_factory=Batching)
+    gpu: Gpu = field(default_factory=Gpu)
     autoscaling: Autoscaling = field(default_factory=Autoscaling)
     raw_spec: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
@@ -158,6 +167,7 @@ def pool_from_manifest(manifest: Mapping[str, Any]) -> Pool:
         queue_limit=int((spec.get("queue") or {}).get("maxDepth", DEFAULT_QUEUE_LIMIT)),
         max_text_length=int(spec.get("maxTextLength", DEFAULT_MAX_TEXT_LENGTH)),
         batching=batching_from_manifest(batching),
+        gpu=gpu_from_manifest(spec.get("gpu") or {}),
         autoscaling=Autoscaling(
             enabled=bool(scaling.get("enabled", False)),
             min_replicas=int(scaling.get("minReplicas", 1)),
@@ -182,6 +192,10 @@ def batching_from_manifest(batching: Mapping[str, Any]) -> Batching:
         max_batch_size=int(batching.get("maxBatchSize", DEFAULT_MAX_BATCH_SIZE)),
         max_wait_ms=int(batching.get("maxWaitMilliseconds", DEFAULT_MAX_WAIT_MS)),
     )
+
+
+def gpu_from_manifest(gpu: Mapping[str, Any]) -> Gpu:
+    return Gpu(tf32=bool(gpu.get("tf32", DEFAULT_TF32)))
 
 
 def _optional_float(value: Any) -> float | None:
@@ -245,6 +259,7 @@ class PodConfig:
     queue_limit: int = DEFAULT_QUEUE_LIMIT
     max_text_length: int = DEFAULT_MAX_TEXT_LENGTH
     batching: Batching = field(default_factory=Batching)
+    gpu: Gpu = field(default_factory=Gpu)
 
     @classmethod
     def of(cls, pool: Pool, voices: Iterable[Voice]) -> PodConfig:
@@ -257,6 +272,7 @@ class PodConfig:
             queue_limit=pool.queue_limit,
             max_text_length=pool.max_text_length,
             batching=pool.batching,
+            gpu=pool.gpu,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -270,6 +286,7 @@ class PodConfig:
                 "maxBatchSize": self.batching.max_batch_size,
                 "maxWaitMilliseconds": self.batching.max_wait_ms,
             },
+            "gpu": {"tf32": self.gpu.tf32},
             "voices": [voice_to_manifest(v) for v in self.voices],
         }
 
@@ -290,6 +307,7 @@ class PodConfig:
             queue_limit=int(data.get("queueLimit", DEFAULT_QUEUE_LIMIT)),
             max_text_length=int(data.get("maxTextLength", DEFAULT_MAX_TEXT_LENGTH)),
             batching=batching_from_manifest(data.get("batching") or {}),
+            gpu=gpu_from_manifest(data.get("gpu") or {}),
         )
         if config.default_voice not in {v.name for v in voices}:
             raise ManifestError(

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 import grpc
 import numpy as np
 import pytest
-from timed_fleet import TimedEngine, TimedStream
+from timed_fleet import TimedEngine, TimedStream, until
 
 from ttsfleet.audio import Audio
 from ttsfleet.errors import TTSError
@@ -47,10 +47,13 @@ class RecordingEngine(TimedEngine):
         if self._fail_on in ids:
             raise RuntimeError("the model broke")
         windows = [self.windows - s.windows_left for s in timed]
-        super().step(streams)
+        pieces = super().step(streams)
         with self._lock:
             self.log.append(("end", ids))
-        return [np.full(4, i + w / 100, np.float32) for i, w in zip(ids, windows, strict=True)]
+        return [
+            np.full(piece.size, i + w / 100, np.float32)
+            for piece, i, w in zip(pieces, ids, windows, strict=True)
+        ]
 
 
 def request(engine: TimedEngine, first: int, count: int) -> Synthesis:
@@ -149,8 +152,7 @@ async def test_a_newcomer_gets_its_first_window_within_one_step() -> None:
         for work in longs:
             scheduler.submit(work)
         listeners = [asyncio.create_task(audio_of(work)) for work in longs]
-        while len(engine.log) < 6:  # the long ones are well into their windows
-            await asyncio.sleep(0.01)
+        await until(lambda: len(engine.log) >= 6)  # the long ones are into their windows
         submitted_at = len(engine.log)
         scheduler.submit(newcomer)
         first = await asyncio.wait_for(newcomer.output.get(), 10)

@@ -1,11 +1,14 @@
 """The voice-engine interface every engine implements.
 
 An engine turns text into utterances (its front end, cheap and done before a
-request is queued) and runs batches of utterances through its model (the
-expensive part, done by the scheduler's worker). Running a batch yields audio
-in steps so an engine that decodes in windows can hand out the first audio
-before the rest of the utterance exists; an engine that cannot simply yields
-once.
+request is queued) and synthesizes them in steps, so that the scheduler can
+batch at the granularity of one step rather than one sentence. `prepare`
+starts utterances (whatever needs the whole sentence: for VITS the text
+encoder, durations and flow); `step` decodes the next piece of any set of
+started utterances together, whichever utterance and however far along each
+is, so that a newcomer's first piece and other utterances' later pieces can
+share a batch. An engine that cannot decode in pieces makes each utterance
+one step.
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from ttsfleet.audio import Audio
+
+EMPTY: Audio = np.zeros(0, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -45,8 +52,17 @@ class SynthesisParams:
 BatchItem = tuple[Utterance, SynthesisParams]
 
 
+class Stream(ABC):
+    """One utterance being synthesized: the engine's state between its steps."""
+
+    @property
+    @abstractmethod
+    def done(self) -> bool:
+        """True once every piece of its audio has been handed out."""
+
+
 class VoiceEngine(ABC):
-    """A loaded voice that can synthesize batches of utterances."""
+    """A loaded voice that synthesizes utterances step by step, many at a time."""
 
     info: VoiceInfo
     max_batch_size: int = 1
@@ -60,11 +76,29 @@ class VoiceEngine(ABC):
         """Model settings for a speaking rate, from the voice's configured defaults."""
 
     @abstractmethod
-    def run_batch(self, items: Sequence[BatchItem]) -> Iterator[list[Audio]]:
-        """Synthesizes items together.
+    def estimate_seconds(self, utterance: Utterance, params: SynthesisParams) -> float:
+        """Seconds of audio the utterance will likely make: the load report's unit of work."""
 
-        Each step yields one float32 piece per item, in order (an item whose
-        audio is already complete gets an empty piece); when the iterator ends
-        every item's audio is complete. Concatenating an item's pieces gives
-        the same audio as running it alone.
+    @abstractmethod
+    def prepare(self, items: Sequence[BatchItem]) -> list[Stream]:
+        """Starts items together (at most `max_batch_size`); one stream per item, in order."""
+
+    @abstractmethod
+    def step(self, streams: Sequence[Stream]) -> list[Audio]:
+        """The next float32 piece of each stream (none done, at most `max_batch_size`).
+
+        Concatenating a stream's pieces gives the same audio (noise off)
+        whatever other streams shared its steps, and the same as running it
+        alone.
         """
+
+    def run_batch(self, items: Sequence[BatchItem]) -> Iterator[list[Audio]]:
+        """Synthesizes items together, with nothing joining: one list of pieces per step.
+
+        An item whose audio is already complete gets an empty piece. For
+        benchmarks and tests that drive an engine without a scheduler.
+        """
+        streams = self.prepare(items)
+        while live := [stream for stream in streams if not stream.done]:
+            pieces = dict(zip(map(id, live), self.step(live), strict=True))
+            yield [pieces.get(id(stream), EMPTY) for stream in streams]

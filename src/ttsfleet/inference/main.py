@@ -70,5 +70,9 @@ def main(argv: list[str]) -> int:
     except ManifestError as error:
         print(f"ttsfleet inference: {error}", file=sys.stderr)
         return 2
-    asyncio.run(serve(args, config))
+    try:
+        asyncio.run(serve(args, config))
+    except ManifestError as error:  # e.g. a batch size the device cannot hold
+        print(f"ttsfleet inference: {error}", file=sys.stderr)
+        return 2
     return 0

@@ -50,9 +50,14 @@ class InferenceMetrics:
             "Requests being synthesized now.",
             registry=self.registry,
         )
+        self.queued_audio_seconds = Gauge(
+            "ttsfleet_inference_queued_audio_seconds",
+            "Seconds of audio accepted and not yet made (predicted from the phonemes).",
+            registry=self.registry,
+        )
         self.batch_size = Histogram(
             "ttsfleet_inference_batch_size",
-            "Utterances run through the engine together.",
-            buckets=(1, 2, 4, 8, 16, 32),
+            "Streams decoded together in one engine step (one window each).",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
             registry=self.registry,
         )

@@ -1,12 +1,20 @@
-"""The pod's bounded queue and the worker that batches it through the engines.
+"""The pod's bounded queue and the workers that batch it through the engines, window by window.
 
 A request becomes a Synthesis: its utterances (sentences) and where its audio
-goes. They wait in a bounded FIFO (the queue depth everyone reports) and are then
-admitted into a small active set (the in-flight count). Each worker step takes
-the next utterance of up to `max_batch_size` active requests of one voice,
-runs them through the engine as one batch, and hands each its audio as soon
-as the engine yields it. Active requests take turns utterance by utterance,
-so a short request is not stuck behind a long one's remaining sentences.
+goes. They wait in a bounded FIFO (the queue depth everyone reports) and are
+then admitted into an active set of at most `max_batch_size` (the in-flight
+count). The unit of work is one engine step: one decoder window of each of a
+batch of streams. Batches are re-formed at every step, so requests join and
+leave at window boundaries (continuous batching), never at sentence ends.
+
+Two lanes, one engine thread each, share the active set:
+- the first lane starts newcomers: their latents and their small first
+  window, batched together, so a newcomer's first audio never waits for
+  other requests' later windows (nor their next sentences' latents);
+- the second lane runs every started request's next window (preparing its
+  next sentence when one ends), up to `max_batch_size` per step, the
+  requests taking turns when more are started than a step takes.
+A request is in exactly one lane: the second takes it after its first step.
 """
 
 from __future__ import annotations
@@ -16,14 +24,14 @@ import collections
 import concurrent.futures
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
 
 from ttsfleet.audio import Audio
 from ttsfleet.errors import TTSError
-from ttsfleet.inference.engine import SynthesisParams, Utterance, VoiceEngine
+from ttsfleet.inference.engine import Stream, SynthesisParams, Utterance, VoiceEngine
 
 # A synthesis's output queue carries audio pieces, then one of these.
 DONE = None
@@ -38,6 +46,17 @@ class Synthesis:
     params: SynthesisParams
     output: asyncio.Queue[Audio | BaseException | None] = field(default_factory=asyncio.Queue)
     next_utterance: int = 0
+    # The utterance being decoded; None until the next one is prepared.
+    stream: Stream | None = None
+    # Whether its first step has run (its first audio is out).
+    started: bool = False
+    # Audio not yet made, in seconds: predicted at first, worked off as pieces come.
+    pending_seconds: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pending_seconds = sum(
+            self.engine.estimate_seconds(utterance, self.params) for utterance in self.utterances
+        )
 
     @property
     def finished(self) -> bool:
@@ -52,10 +71,11 @@ class Load:
     in_flight: int
     queue_capacity: int
     draining: bool
+    queued_audio_seconds: float = 0.0
 
 
 class Scheduler:
-    """Owns the queue and the single worker loop of one pod."""
+    """Owns the queue and the worker lanes of one pod."""
 
     def __init__(
         self,
@@ -70,13 +90,17 @@ class Scheduler:
         self._on_batch = on_batch
         self._waiting: collections.deque[Synthesis] = collections.deque()
         self._active: list[Synthesis] = []
-        self._wakeup = asyncio.Event()
+        # One event per lane (newcomers, started), set whenever it may have work.
+        self._wakeups = (asyncio.Event(), asyncio.Event())
         # Set and replaced on every change: waiters hold the event of their moment.
         self._changed = asyncio.Event()
         self._draining = False
-        # One thread: the engines already use every core per batch, and one
-        # thread keeps a model's weights and caches on one thread.
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="engine")
+        # One thread per lane: an engine already uses every core it is given per
+        # step, and a lane's steps must run in order.
+        self._executors = tuple(
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"engine-{lane}")
+            for lane in ("first", "rest")
+        )
 
     @property
     def load(self) -> Load:
@@ -85,6 +109,9 @@ class Scheduler:
             in_flight=len(self._active),
             queue_capacity=self._limit,
             draining=self._draining,
+            queued_audio_seconds=sum(
+                work.pending_seconds for work in (*self._waiting, *self._active)
+            ),
         )
 
     def submit(self, synthesis: Synthesis) -> None:
@@ -96,7 +123,7 @@ class Scheduler:
                 grpc.StatusCode.RESOURCE_EXHAUSTED, f"queue full ({self._limit} requests waiting)"
             )
         self._waiting.append(synthesis)
-        self._wakeup.set()
+        self._wake()
         self._notify()
 
     def cancel(self, synthesis: Synthesis) -> None:
@@ -105,6 +132,7 @@ class Scheduler:
             self._waiting.remove(synthesis)
         with contextlib.suppress(ValueError):
             self._active.remove(synthesis)
+        self._wake()  # room for a waiting request
         self._notify()
 
     def drain(self) -> None:
@@ -125,69 +153,109 @@ class Scheduler:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    def _wake(self) -> None:
+        for wakeup in self._wakeups:
+            wakeup.set()
+
     async def run(self) -> None:
-        """The worker loop; runs until cancelled."""
+        """Both lanes; runs until cancelled."""
         try:
-            while True:
-                if self.idle:
-                    self._wakeup.clear()
-                    await self._wakeup.wait()
-                await self._gather_batch()
-                await self._step()
+            await asyncio.gather(self._lane(newcomers=True), self._lane(newcomers=False))
         finally:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            for executor in self._executors:
+                executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _lane(self, newcomers: bool) -> None:
+        wakeup = self._wakeups[0 if newcomers else 1]
+        while True:
+            self._admit()
+            batch = self._pick(newcomers)
+            if not batch:
+                wakeup.clear()
+                await wakeup.wait()
+                continue
+            if newcomers:
+                batch = await self._gather(batch)
+            await self._step(batch, self._executors[0 if newcomers else 1])
 
     def _admit(self) -> None:
+        admitted = False
         while self._waiting and len(self._active) < self._max_batch:
             self._active.append(self._waiting.popleft())
-        self._notify()
+            admitted = True
+        if admitted:
+            self._notify()
 
-    async def _gather_batch(self) -> None:
-        """Waits up to max_wait for more requests while a batch could still grow."""
-        self._admit()
+    def _pick(self, newcomers: bool) -> list[Synthesis]:
+        """The lane's next batch: requests of one voice, in turn order, up to the batch size."""
+        ready = [work for work in self._active if work.started != newcomers]
+        if not ready:
+            return []
+        engine = ready[0].engine
+        same = [work for work in ready if work.engine is engine]
+        return same[: self._batch_limit(engine)]
+
+    def _batch_limit(self, engine: VoiceEngine) -> int:
+        return min(engine.max_batch_size, self._max_batch)
+
+    async def _gather(self, batch: list[Synthesis]) -> list[Synthesis]:
+        """Waits up to max_wait for more newcomers while the batch could still grow."""
         deadline = time.monotonic() + self._max_wait
-        while self._room_in_batch() and (remaining := deadline - time.monotonic()) > 0:
-            self._wakeup.clear()
+        wakeup = self._wakeups[0]
+        limit = self._batch_limit(batch[0].engine)
+        while len(batch) < limit and (remaining := deadline - time.monotonic()) > 0:
+            wakeup.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
+                await asyncio.wait_for(wakeup.wait(), remaining)
             self._admit()
+            batch = self._pick(newcomers=True) or batch
+        return batch
 
-    def _room_in_batch(self) -> bool:
-        if not self._active:
-            return False
-        engine = self._active[0].engine
-        same = sum(1 for active in self._active if active.engine is engine)
-        return (
-            same < min(engine.max_batch_size, self._max_batch)
-            and len(self._active) < self._max_batch
-        )
-
-    async def _step(self) -> None:
-        if not self._active:
-            return
-        engine = self._active[0].engine
-        batch = [active for active in self._active if active.engine is engine]
-        batch = batch[: engine.max_batch_size]
-        # Served requests go to the back so active requests take turns.
-        self._active = [active for active in self._active if active not in batch] + batch
+    async def _step(
+        self, batch: list[Synthesis], executor: concurrent.futures.ThreadPoolExecutor
+    ) -> None:
         self._on_batch(len(batch))
-        items = [(work.utterances[work.next_utterance], work.params) for work in batch]
         loop = asyncio.get_running_loop()
-        pieces: Iterator[list[Audio]] = engine.run_batch(items)
         try:
-            while (
-                step := await loop.run_in_executor(self._executor, next, pieces, None)
-            ) is not None:
-                for synthesis, piece in zip(batch, step, strict=True):
-                    if piece.size:
-                        synthesis.output.put_nowait(piece)
+            pieces = await loop.run_in_executor(executor, _advance, batch)
         except Exception as error:  # the engine failed: every request in the batch learns why
             for synthesis in batch:
                 synthesis.output.put_nowait(error)
                 self.cancel(synthesis)
             return
-        for synthesis in batch:
-            synthesis.next_utterance += 1
+        rate = batch[0].engine.info.sample_rate
+        for synthesis, piece in zip(batch, pieces, strict=True):
+            if synthesis not in self._active:
+                continue  # cancelled during the step
+            synthesis.started = True
+            if piece.size:
+                synthesis.output.put_nowait(piece)
+                synthesis.pending_seconds = max(synthesis.pending_seconds - piece.size / rate, 0)
+            if synthesis.stream is None or synthesis.stream.done:
+                synthesis.stream = None
+                synthesis.next_utterance += 1
             if synthesis.finished:
                 synthesis.output.put_nowait(DONE)
-                self.cancel(synthesis)
+                self._active.remove(synthesis)
+        # Served requests go to the back, so that requests take turns.
+        served = set(batch)
+        self._active.sort(key=lambda work: work in served)
+        self._wake()
+        self._notify()
+
+
+def _advance(batch: list[Synthesis]) -> list[Audio]:
+    """On the lane's thread: prepares the batch's new utterances, then runs one step of all."""
+    engine = batch[0].engine
+    fresh = [work for work in batch if work.stream is None]
+    prepared = iter(
+        engine.prepare([(work.utterances[work.next_utterance], work.params) for work in fresh])
+        if fresh
+        else ()
+    )
+    streams = []
+    for work in batch:
+        if work.stream is None:
+            work.stream = next(prepared)
+        streams.append(work.stream)
+    return engine.step(streams)

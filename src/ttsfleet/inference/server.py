@@ -27,7 +27,7 @@ def load_engines(config: PodConfig) -> dict[str, VoiceEngine]:
     engines = {}
     for voice in config.voices:
         started = time.monotonic()
-        engines[voice.name] = load_engine(voice, config.device)
+        engines[voice.name] = load_engine(voice, config)
         log.info(
             "voice loaded",
             extra={
@@ -95,6 +95,7 @@ class InferenceServer:
             load = self.scheduler.load
             self.metrics.queue_depth.set(load.queue_depth)
             self.metrics.in_flight.set(load.in_flight)
+            self.metrics.queued_audio_seconds.set(load.queued_audio_seconds)
             await self.scheduler.wait_for_change(1.0)
 
     async def stop(self, grace: float = 30.0) -> None:

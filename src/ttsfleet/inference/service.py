@@ -213,6 +213,7 @@ class LoadReporterService(ttsfleet_v1_pb2_grpc.LoadReporterServicer):
             in_flight=load.in_flight,
             queue_capacity=load.queue_capacity,
             draining=load.draining,
+            queued_audio_seconds=load.queued_audio_seconds,
         )
 
     async def WatchLoad(

@@ -30,16 +30,18 @@ class WatchLoadRequest(_message.Message):
     def __init__(self, min_interval_ms: _Optional[int] = ..., max_interval_ms: _Optional[int] = ...) -> None: ...
 
 class LoadReport(_message.Message):
-    __slots__ = ("queue_depth", "in_flight", "queue_capacity", "draining")
+    __slots__ = ("queue_depth", "in_flight", "queue_capacity", "draining", "queued_audio_seconds")
     QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     QUEUE_CAPACITY_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_AUDIO_SECONDS_FIELD_NUMBER: _ClassVar[int]
     queue_depth: int
     in_flight: int
     queue_capacity: int
     draining: bool
-    def __init__(self, queue_depth: _Optional[int] = ..., in_flight: _Optional[int] = ..., queue_capacity: _Optional[int] = ..., draining: _Optional[bool] = ...) -> None: ...
+    queued_audio_seconds: float
+    def __init__(self, queue_depth: _Optional[int] = ..., in_flight: _Optional[int] = ..., queue_capacity: _Optional[int] = ..., draining: _Optional[bool] = ..., queued_audio_seconds: _Optional[float] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("text", "voice", "encoding", "sample_rate", "speed", "callback_url", "idempotency_key")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Self, cast
 
 import numpy as np
 import onnxruntime
@@ -10,14 +12,22 @@ from piper.config import SynthesisConfig
 from piper.voice import PiperVoice
 
 from ttsfleet.audio import Audio
-from ttsfleet.inference.engine import (
-    BatchItem,
-    SynthesisParams,
-    Utterance,
-)
+from ttsfleet.inference.engine import BatchItem, Stream
 from ttsfleet.inference.engines.piper_engine import PiperEngine
 from ttsfleet.inference.voice_files import voice_files
-from ttsfleet.manifests import Voice
+from ttsfleet.manifests import PodConfig, Voice
+
+
+@dataclass(eq=False)
+class _Sentence(Stream):
+    """The exported graph makes a sentence's audio in one call: its only step."""
+
+    item: BatchItem
+    spoken: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.spoken
 
 
 class PiperOnnxEngine(PiperEngine):
@@ -33,10 +43,18 @@ class PiperOnnxEngine(PiperEngine):
         super().__init__(voice, "piper-onnx", config)
         self._piper = PiperVoice.load(model, config, use_cuda=use_cuda)
 
-    def run_batch(self, items: Sequence[BatchItem]) -> Iterator[list[Audio]]:
-        yield [self._synthesize(utterance, params) for utterance, params in items]
+    @classmethod
+    def for_pod(cls, voice: Voice, pod: PodConfig) -> Self:
+        return cls(voice, pod.device)
 
-    def _synthesize(self, utterance: Utterance, params: SynthesisParams) -> Audio:
+    def prepare(self, items: Sequence[BatchItem]) -> list[Stream]:
+        return [_Sentence(item) for item in items]
+
+    def step(self, streams: Sequence[Stream]) -> list[Audio]:
+        return [self._speak(cast(_Sentence, stream)) for stream in streams]
+
+    def _speak(self, sentence: _Sentence) -> Audio:
+        utterance, params = sentence.item
         config = SynthesisConfig(
             speaker_id=params.speaker,
             length_scale=params.length_scale,
@@ -45,4 +63,5 @@ class PiperOnnxEngine(PiperEngine):
         )
         audio = self._piper.phoneme_ids_to_audio(list(utterance.phoneme_ids), config)
         assert isinstance(audio, np.ndarray)
+        sentence.spoken = True
         return np.atleast_1d(audio).astype(np.float32, copy=False)

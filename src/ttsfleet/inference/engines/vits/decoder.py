@@ -91,7 +91,7 @@ class Decoder(nn.Module):
     def forward(
         self, z: Tensor, mask: Tensor | None, emit: tuple[int, int] | None = None
     ) -> Tensor:
-        """z [B, inter, 1, F] (zero past each item's end), mask [B, 1, 1, F] or None → audio.
+        """z [B, inter, 1, F] (zero outside each item's frames), mask [B, 1, 1, F] or None → audio.
 
         `emit` = (first, stop) frames of z whose audio is wanted (default: all);
         the frames around them are context. Returns [B, (stop - first)·hop].
@@ -110,7 +110,8 @@ class Decoder(nn.Module):
         x, mask = self._stage(0, self.conv_pre(z), mask)
         rate = self.rates[0]
         length = x.shape[-1]
-        valid = None if mask is None else mask.flatten(1).sum(1)  # positions per item
+        # Where each item's frames end, in positions (a window may start past 0).
+        ends = None if mask is None else _ends(mask.flatten(1))
         block = (stop - first) * rate
         if self.block is not None:
             # Per item: the whole block alone, less in a batch (the working set
@@ -122,7 +123,7 @@ class Decoder(nn.Module):
             # The last block runs to the (bucketed) end: fewer distinct shapes.
             hi = length if end == stop * rate else min(end + self.tail_context, length)
             # Items that ended before the block leave it: their audio there is silence.
-            rows = None if valid is None or bool((valid > start).all()) else valid > start
+            rows = None if ends is None or bool((ends > start).all()) else ends > start
             part, part_mask = x[..., lo:hi], None if mask is None else mask[..., lo:hi]
             if rows is not None and part_mask is not None:
                 part, part_mask = part[rows], part_mask[rows]
@@ -199,6 +200,12 @@ def _pad_right(x: Tensor, mask: Tensor | None, multiple: int) -> tuple[Tensor, T
         F.pad(x, (0, extra)).contiguous(memory_format=torch.channels_last),
         F.pad(mask, (0, extra)),
     )
+
+
+def _ends(mask: Tensor) -> Tensor:
+    """[B, T] 0/1 → the position after each row's last 1."""
+    positions = torch.arange(1, mask.shape[1] + 1, device=mask.device, dtype=mask.dtype)
+    return (mask * positions).amax(1)
 
 
 def _masked(x: Tensor, mask: Tensor | None) -> Tensor:

@@ -65,13 +65,20 @@ class Synthesizer(nn.Module):
         return z * frame_mask, frame_lengths
 
     def decode(
-        self, z: Tensor, lengths: Tensor | None, emit: tuple[int, int] | None = None
+        self, z: Tensor, spans: Tensor | None, emit: tuple[int, int] | None = None
     ) -> Iterator[Tensor]:
         """z [B, inter, 1, F] → audio of frames emit = [first, stop) (default all), in pieces.
 
-        lengths [B] when items end before F; frames outside `emit` are context.
+        spans [B, 2] when items hold frames [start, stop) of z only (a batch
+        of windows of different utterances, each placed so that the frames to
+        emit line up); the rest of each row is zeros and is masked, which
+        is what running it alone would see. Frames outside `emit` are context.
         Each piece is [B, samples], the next stretch of every item's audio;
         work is done as pieces are taken.
         """
-        mask = None if lengths is None else sequence_mask(lengths, z.shape[-1])
+        mask = None
+        if spans is not None:
+            frames = torch.arange(z.shape[-1], device=z.device)
+            inside = (frames >= spans[:, :1]) & (frames < spans[:, 1:])
+            mask = inside.view(len(z), 1, 1, -1).to(z.dtype)
         return self.dec.stream(z, mask, emit)

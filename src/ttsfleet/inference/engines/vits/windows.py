@@ -1,9 +1,11 @@
 """Which latent frames each streamed decoder call emits, and which it decodes to get them.
 
-The first window is small, so the first audio leaves early; the rest of the
-utterance follows in windows of up to `largest` frames (the decoder streams
-each of those block by block, so they need not be small, and the cap bounds
-the memory a long sentence in a large batch takes). Every window is decoded
+The first window is small, so the first audio leaves early; each next window
+is twice the one before, up to `largest` frames. Doubling keeps the audio
+already handed out ahead of the next window's decoding (a listener never
+waits between windows once the first has arrived) and keeps steps short
+while a stream is young, which is when newcomers join; the cap bounds the
+memory a long sentence in a large batch takes. Every window is decoded
 with `context` frames of its neighbours on each side (clipped at the
 utterance's ends) and cropped back. A remainder shorter than the context
 joins the window before it: decoded alone it would cost mostly context.
@@ -37,5 +39,5 @@ def plan_windows(frames: int, first: int | None, largest: int, context: int) -> 
         if frames - stop < context:
             stop = frames
         windows.append(Window(start, stop, max(start - context, 0), min(stop + context, frames)))
-        start, size = stop, largest
+        start, size = stop, min(2 * size, largest)
     return windows
