@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install install-test system-deps quickstart test test-fast lint bench control-plane clean
+.PHONY: install install-test system-deps quickstart test test-fast lint bench control-plane images images-test clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -26,16 +26,24 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 system-deps:
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server; }
 
-## The whole test suite: unit, real gRPC, real voice, real control plane.
-test: install-test control-plane system-deps
+## The whole test suite: unit, real gRPC, real voice, real control plane, the images in podman.
+test: install-test control-plane system-deps images
 	$(PY) -m pytest
 
-## Only what needs no control plane.
+## Only what needs neither the control plane nor containers.
 test-fast: install-test system-deps
-	$(PY) -m pytest -m "not integration"
+	$(PY) -m pytest -m "not integration and not containers"
 
 control-plane:
 	bash tests/cluster/build.sh
+
+## The images, with podman and no registry (base cached under ~/.cache/ttsfleet/images).
+images:
+	bash docker/images.sh
+
+## The images' smoke test: the operator's and the chart's pod specs run as containers.
+images-test: install-test control-plane system-deps images
+	$(PY) -m pytest -m containers
 
 lint: install-test
 	$(VENV)/bin/ruff check .

@@ -27,6 +27,8 @@ def redis_server(workdir: Path, host: str = "127.0.0.1") -> Iterator[str]:
         [
             binary, "--bind", host, "--port", str(port), "--dir", str(workdir),
             "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+            # Off the loopback it answers only with this off (the test made that network).
+            "--protected-mode", "yes" if host == "127.0.0.1" else "no",
         ],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip

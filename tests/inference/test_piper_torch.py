@@ -7,8 +7,9 @@ different random numbers.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,17 +17,25 @@ import onnx
 import pytest
 import torch
 from onnx import numpy_helper
+from voices import pod_config
 
-from ttsfleet.inference.engine import Audio, BatchItem, SynthesisParams, Utterance
+from ttsfleet.inference.engine import Audio, BatchItem, Stream, SynthesisParams, Utterance
 from ttsfleet.inference.engines.piper_onnx import PiperOnnxEngine
-from ttsfleet.inference.engines.piper_torch import PiperTorchEngine
+from ttsfleet.inference.engines.piper_torch import (
+    PiperTorchEngine,
+    decoder_bytes_per_frame,
+    refuse_unfit_batch,
+)
+from ttsfleet.inference.engines.registry import load_engine
 from ttsfleet.inference.engines.vits.config import read_config
 from ttsfleet.inference.engines.vits.layers import sequence_mask
 from ttsfleet.inference.engines.vits.onnx_voice import OnnxVoice, VoiceWeightsError
 from ttsfleet.inference.engines.vits.synthesizer import Synthesizer
 from ttsfleet.inference.engines.vits.weights import load_weights
+from ttsfleet.inference.scheduler import DONE, Synthesis
+from ttsfleet.inference.server import InferenceServer
 from ttsfleet.inference.voice_files import voice_files
-from ttsfleet.manifests import Voice, VoiceSource
+from ttsfleet.manifests import ManifestError, Voice, VoiceDefaults, VoiceSource
 
 pytestmark = [pytest.mark.torch, pytest.mark.voice]
 
@@ -186,6 +195,35 @@ def test_first_piece_leaves_before_the_utterance_is_decoded(
     assert frames_so_far * 256 < len(first) + rest
 
 
+def test_streams_that_join_at_any_window_get_the_audio_they_get_alone(
+    windowed: PiperTorchEngine, utterances: list[Utterance]
+) -> None:
+    """Continuous batching: each step mixes first windows of new streams with later windows
+    of older ones (different widths, context on one side or both), and still every stream's
+    audio is what it is alone."""
+    items = [(utterances[i], NOISE_OFF) for i in (18, 4, 0, 11, 3)]
+    alone = [_synthesize(windowed, [item])[0] for item in items]
+    streams: list[Stream] = []
+    heard: list[list[Audio]] = []
+    joining = iter(items)
+    mixed_steps = 0
+    while True:
+        if (item := next(joining, None)) is not None:  # one newcomer per step
+            streams += windowed.prepare([item])
+            heard.append([])
+        live = [i for i, stream in enumerate(streams) if not stream.done]
+        if not live:
+            break
+        mixed_steps += len(live) > 1
+        for i, piece in zip(live, windowed.step([streams[i] for i in live]), strict=True):
+            heard[i].append(piece)
+    assert mixed_steps >= len(items)
+    for together, by_itself in zip(heard, alone, strict=True):
+        joined = np.concatenate(together)
+        assert len(joined) == len(by_itself)
+        assert np.abs(joined - by_itself).max() < 1e-4
+
+
 def test_windowing_off_yields_once(full: PiperTorchEngine, utterances: list[Utterance]) -> None:
     steps = list(full.run_batch([(utterances[0], NOISE_OFF), (utterances[1], NOISE_OFF)]))
     assert len(steps) == 1
@@ -222,6 +260,51 @@ def test_extra_weights_are_refused() -> None:
     voice.initializers["dec.cond.weight"] = np.zeros((256, 512, 1), dtype=np.float32)
     with pytest.raises(VoiceWeightsError, match=r"no place for tensors.*dec\.cond\.weight"):
         load_weights(Synthesizer(read_config(voice)), voice)
+
+
+def test_a_batch_size_the_device_cannot_hold_is_refused_at_load() -> None:
+    config = read_config(OnnxVoice(voice_files(VOICE.source)[0]))
+    frames = 512 + 2 * 12
+    per_row = frames * decoder_bytes_per_frame(config)
+    refuse_unfit_batch(config, 64, frames, free_bytes=64 * per_row)
+    with pytest.raises(ManifestError, match=r"maxBatchSize 64 needs .* enough for 63"):
+        refuse_unfit_batch(config, 64, frames, free_bytes=64 * per_row - 1)
+
+
+async def test_a_pod_configured_for_64_runs_batches_of_64(monkeypatch: pytest.MonkeyPatch) -> None:
+    voice = Voice(
+        name="joe-torch",
+        source=VOICE.source,
+        engine="piper-torch",
+        defaults=VoiceDefaults(noise_scale=0.0, noise_w=0.0),
+    )
+    config = pod_config(
+        voice, queueLimit=64, batching={"maxBatchSize": 64, "maxWaitMilliseconds": 1000}
+    )
+    engine = load_engine(voice, config)
+    assert engine.max_batch_size == 64
+    sizes: list[int] = []
+    step = engine.step
+
+    def recording(streams: Sequence[Stream]) -> list[Audio]:
+        sizes.append(len(streams))
+        return step(streams)
+
+    monkeypatch.setattr(engine, "step", recording)
+    server = InferenceServer(config, {voice.name: engine})
+    works = [
+        Synthesis(engine, engine.utterances("Hi."), engine.default_params(1.0)) for _ in range(64)
+    ]
+    for work in works:
+        server.scheduler.submit(work)
+    worker = asyncio.create_task(server.scheduler.run())
+    try:
+        for work in works:
+            while (piece := await asyncio.wait_for(work.output.get(), 120)) is not DONE:
+                assert not isinstance(piece, BaseException)
+    finally:
+        worker.cancel()
+    assert max(sizes) == 64
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

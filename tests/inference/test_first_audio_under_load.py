@@ -1,0 +1,106 @@
+"""A newcomer's first audio on a busy pod: the torch engine on CPU, over real gRPC.
+
+With batching at sentence granularity a request that arrived while others
+were being spoken waited for their whole sentence step; with continuous
+batching it is started at once, in its own lane, and its first window is
+decoded before anyone's later windows. The test compares time to first audio
+on an idle pod with the same on a pod streaming four long texts, measured
+side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import statistics
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import grpc
+import pytest
+import torch
+from voices import JOE_QUIET, pod_config, running_server
+
+from ttsfleet.inference.engine import VoiceEngine
+from ttsfleet.inference.engines.registry import load_engine
+from ttsfleet.inference.server import InferenceServer
+from ttsfleet.proto import tts_pb2, tts_pb2_grpc
+
+pytestmark = [pytest.mark.torch, pytest.mark.voice]
+
+VOICE = dataclasses.replace(JOE_QUIET, name="joe-torch", engine="piper-torch")
+SHORT = "Hello there."
+LONG = " ".join(
+    [
+        "The committee met again on a grey Tuesday morning to go over the plans.",
+        "Everyone had read the report, and most of them had questions about the budget.",
+        "The chair asked for patience, because the numbers were still being checked.",
+        "After an hour of discussion they agreed to meet again the following week.",
+    ]
+    * 3
+)
+TRIES = 5
+# Below this the ratio says little: scheduling noise on a shared two-core machine.
+FLOOR_SECONDS = 0.25
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch thread per engine lane: the machine has two cores, shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def engine(one_thread: None) -> VoiceEngine:
+    return load_engine(VOICE, pod_config(VOICE))
+
+
+@pytest.fixture
+async def stub(engine: VoiceEngine) -> AsyncIterator[tts_pb2_grpc.TTSServiceStub]:
+    config = pod_config(VOICE, batching={"maxBatchSize": 8, "maxWaitMilliseconds": 2})
+    server: InferenceServer
+    async with (
+        running_server(config, {VOICE.name: engine}) as server,
+        grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,
+    ):
+        yield tts_pb2_grpc.TTSServiceStub(channel)
+
+
+async def first_audio_seconds(stub: tts_pb2_grpc.TTSServiceStub) -> float:
+    started = time.perf_counter()
+    call = stub.StreamSynthesize(tts_pb2.TTSRequest(text=SHORT))
+    async for _ in call:
+        waited = time.perf_counter() - started
+        call.cancel()
+        return waited
+    raise AssertionError("no audio")
+
+
+async def median_first_audio(stub: tts_pb2_grpc.TTSServiceStub) -> float:
+    times = []
+    for _ in range(TRIES):
+        times.append(await first_audio_seconds(stub))
+        await asyncio.sleep(0.05)
+    return statistics.median(times)
+
+
+async def test_a_short_request_is_not_kept_waiting_by_four_long_streams(
+    stub: tts_pb2_grpc.TTSServiceStub,
+) -> None:
+    await first_audio_seconds(stub)  # warm up: the engine's first shapes
+    idle = await median_first_audio(stub)
+    longs = [stub.StreamSynthesize(tts_pb2.TTSRequest(text=LONG)) for _ in range(4)]
+    try:
+        # Every long stream is past its first audio: they are being decoded.
+        await asyncio.wait_for(asyncio.gather(*(anext(aiter(call)) for call in longs)), 120)
+        busy = await median_first_audio(stub)
+        for call in longs:
+            assert not call.done(), "the long texts must outlast the measurement"
+    finally:
+        for call in longs:
+            call.cancel()
+    print(f"time to first audio: idle {idle * 1000:.0f} ms, four long streams {busy * 1000:.0f} ms")
+    assert busy <= max(2 * idle, FLOOR_SECONDS)
