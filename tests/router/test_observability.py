@@ -56,3 +56,5 @@ async def test_metrics_per_pool_and_pod(
     assert latency["StreamSynthesize"] == 3
     depths = {s["pod"] for s, _ in samples["ttsfleet_router_pod_queue_depth"]}
     assert depths == pod_names
+    ready = {s["pool"]: v for s, v in samples["ttsfleet_router_pool_ready_pods"]}
+    assert ready == {"pool": 2}

@@ -60,6 +60,13 @@ class RouterMetrics:
             registry=self.registry,
         )
 
+        self.pool_ready_pods = Gauge(
+            "ttsfleet_router_pool_ready_pods",
+            "Ready pods the router may send a pool's requests to (0: the pool is down or asleep).",
+            ["pool"],
+            registry=self.registry,
+        )
+
     def forget(self, pool: str, pod: str) -> None:
         """Drops a gone pod's gauge; its counters stay, as Prometheus counters do."""
         try:

@@ -54,6 +54,9 @@ class RouterServer:
     def _publish(self, topology: Topology) -> None:
         for gone in self.datastore.apply(topology):
             self.metrics.forget(gone.pool, gone.address)
+        self.metrics.pool_ready_pods.clear()
+        for name, pool in topology.pools.items():
+            self.metrics.pool_ready_pods.labels(name).set(len(pool.addresses))
         self._load.sync()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
