@@ -45,6 +45,11 @@ class InferenceMetrics:
             "Requests accepted and waiting for the engine.",
             registry=self.registry,
         )
+        self.queue_capacity = Gauge(
+            "ttsfleet_inference_queue_capacity",
+            "The queue's limit (queue.maxDepth): at this depth new requests are refused.",
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "ttsfleet_inference_in_flight",
             "Requests being synthesized now.",

@@ -44,6 +44,7 @@ class InferenceServer:
 
     def __init__(self, config: PodConfig, engines: Mapping[str, VoiceEngine]) -> None:
         self.metrics = InferenceMetrics()
+        self.metrics.queue_capacity.set(config.queue_limit)
         self.scheduler = Scheduler(
             queue_limit=config.queue_limit,
             max_batch_size=config.batching.max_batch_size,
