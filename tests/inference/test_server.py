@@ -168,6 +168,7 @@ async def test_metrics_are_exposed(
         'ttsfleet_inference_requests_total{code="OK",method="Synthesize",voice="joe"} 1.0' in body
     )
     assert 'code="INVALID_ARGUMENT"' in body
+    assert "ttsfleet_inference_queue_capacity 16.0" in body  # the pod config's queueLimit
     for name in (
         "ttsfleet_inference_request_duration_seconds_bucket",
         "ttsfleet_inference_time_to_first_audio_seconds_bucket",
