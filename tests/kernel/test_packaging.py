@@ -11,10 +11,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "ttsfleet"
-COMPONENTS = ("proto", "inference", "router", "operator", "jobs", "gateway", "local")
+COMPONENTS = ("proto", "inference", "router", "operator", "jobs", "gateway", "local", "mcp")
 # Beyond the kernel, what each component may import (DESIGN.md, "Layout"): the
 # gateway is the front door of jobs; the local fleet composes the others as a
-# cluster would, through their public entry points.
+# cluster would, through their public entry points; the MCP server reads job
+# records through the jobs backend's public interface.
 ALLOWED = {
     "proto": set(),
     "inference": {"proto"},
@@ -23,6 +24,7 @@ ALLOWED = {
     "jobs": {"proto"},
     "gateway": {"proto", "jobs"},
     "local": {"router", "gateway"},
+    "mcp": {"proto", "jobs"},
 }
 
 
