@@ -82,6 +82,8 @@ PERMANENT = frozenset(
         Code.PERMISSION_DENIED,
     }
 )
+# The fleet is away or full: wait for it without spending one of the job's attempts.
+FLEET_AWAY = frozenset({Code.UNAVAILABLE, Code.RESOURCE_EXHAUSTED})
 
 # -- HTTP: which status and OpenAI error type? -------------------------------
 
@@ -100,6 +102,10 @@ HTTP = {
     Code.RESOURCE_EXHAUSTED: HttpAnswer(429, "overloaded", 1),
     Code.UNAUTHENTICATED: HttpAnswer(401, "authentication_error"),
     Code.PERMISSION_DENIED: HttpAnswer(403, "permission_error"),
+    # An idempotency key reused with a different request.
+    Code.ALREADY_EXISTS: HttpAnswer(422, "idempotency_error"),
+    # A request body over the gateway's size limit.
+    Code.OUT_OF_RANGE: HttpAnswer(413, "request_too_large"),
     Code.UNAVAILABLE: HttpAnswer(503, "unavailable", 5),
     Code.DEADLINE_EXCEEDED: HttpAnswer(504, "timeout"),
 }

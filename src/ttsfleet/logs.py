@@ -1,7 +1,8 @@
-"""Structured (JSON) logs with the current request id on every line.
+"""Structured (JSON) logs with the current request id and caller on every line.
 
-The request id lives in a context variable, so every log call made while a
-request is handled, in any module, carries it without being passed around.
+The request id and the caller's identity (tenant) live in context variables,
+so every log call made while a request is handled, in any module, carries
+them without being passed around.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from pythonjsonlogger.json import JsonFormatter
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+tenant: contextvars.ContextVar[str] = contextvars.ContextVar("tenant", default="")
 
 
 class _RequestIdFilter(logging.Filter):
@@ -20,6 +22,9 @@ class _RequestIdFilter(logging.Filter):
         rid = request_id.get()
         if rid:
             record.request_id = rid
+        who = tenant.get()
+        if who:
+            record.tenant = who
         return True
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from audio_checks import assert_speech, pcm16
 from timed_fleet import running_router
@@ -32,13 +34,22 @@ async def test_fanned_out_speech_equals_one_request(two_quiet_pods: list[Inferen
         split = FleetClient(address, FanoutPolicy(min_chars=50, piece_chars=60, max_chars=120))
         try:
             request = tts_pb2.TTSRequest(text=TEXT)
-            one = await whole.synthesize(request, lambda done, total: None)
+            one, fanned = bytearray(), bytearray()
+
+            async def into(buffer: bytearray, data: bytes) -> None:
+                buffer.extend(data)
+
+            one_rate = await whole.synthesize(
+                request, lambda done, total: None, functools.partial(into, one)
+            )
             pieces: list[int] = []
-            fanned = await split.synthesize(request, lambda done, total: pieces.append(total))
+            rate = await split.synthesize(
+                request, lambda done, total: pieces.append(total), functools.partial(into, fanned)
+            )
         finally:
             await whole.close()
             await split.close()
     assert pieces[-1] >= 4
-    assert fanned.sample_rate == one.sample_rate == 22050
-    assert_speech(pcm16(fanned.pcm), fanned.sample_rate, TEXT)
-    assert fanned.pcm == one.pcm
+    assert rate == one_rate == 22050
+    assert_speech(pcm16(bytes(fanned)), rate, TEXT)
+    assert fanned == one

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from audio_checks import read_wav
-from job_helpers import callback_receiver, sentences, worker_for
+from job_helpers import callback_receiver, send_callbacks, sentences, worker_for
 from timed_fleet import SAMPLE_RATE, VOICE, free_port
 
 from ttsfleet.jobs.backend import JobBackend
@@ -54,37 +55,60 @@ async def test_pcm_results_are_headerless(
 async def test_a_wrong_request_fails_at_once_and_calls_back(
     backend: JobBackend, router: RouterServer, tmp_path: Path
 ) -> None:
-    with callback_receiver() as (url, received):
-        job, _ = await backend.submit(JobSpec(text="Hello.", voice="nobody", callback_url=url))
+    with callback_receiver() as receiver:
+        spec = JobSpec(text="Hello.", voice="nobody", callback_url=receiver.url)
+        job, _ = await backend.submit(spec)
         async with worker_for(backend, tmp_path, address(router)) as worker:
             ended = await worker.run_once(wait=5.0)
+            await send_callbacks(worker)
     assert ended is not None and ended.state is JobState.FAILED and ended.attempts == 1
     assert ended.error.startswith("NOT_FOUND: unknown voice 'nobody'")
-    assert received == [ended.public()]
-    assert received[0]["id"] == job.id and received[0]["state"] == "failed"
+    assert receiver.bodies == [ended.public()]
+    assert receiver.bodies[0]["id"] == job.id and receiver.bodies[0]["state"] == "failed"
 
 
-async def test_a_job_that_keeps_failing_is_dead_lettered_with_its_last_error(
+async def test_an_unavailable_fleet_spends_no_attempts_and_pauses_claims(
     backend: JobBackend, tmp_path: Path
 ) -> None:
-    """No fleet listens on the port: every piece is UNAVAILABLE; pieces, then the job, retry."""
+    """No fleet listens on the port: every piece is UNAVAILABLE; the job waits, unspent."""
     job, _ = await backend.submit(JobSpec(text="Nobody will say this."))
     nowhere = f"127.0.0.1:{free_port()}"
     async with worker_for(backend, tmp_path, nowhere) as worker:
+        states = [await worker.run_once(wait=5.0) for _ in range(3)]
+        held_off = asyncio.get_running_loop().time()
+        await worker.gate.wait(asyncio.Event())
+        held_off = asyncio.get_running_loop().time() - held_off
+    assert [(s.state, s.attempts) for s in states if s] == [(JobState.QUEUED, 0)] * 3
+    waiting = await backend.get(job.id)
+    assert waiting is not None and waiting.error.startswith("UNAVAILABLE")
+    assert worker.metrics.registry.get_sample_value("ttsfleet_jobs_fleet_away_total") == 3
+    assert 0.05 < held_off < 1.0, held_off  # the third report: 0.1-0.2 s (QUICK_RETRY)
+
+
+async def test_a_job_that_keeps_timing_out_is_dead_lettered_with_its_last_error(
+    backend: JobBackend, router: RouterServer, tmp_path: Path
+) -> None:
+    """Pieces get 5 ms: every piece ends DEADLINE_EXCEEDED, which spends attempts."""
+    job, _ = await backend.submit(JobSpec(text=sentences(8, words_each=20)))
+    async with worker_for(backend, tmp_path, address(router), piece_timeout=0.005) as worker:
         states = [await worker.run_once(wait=5.0) for _ in range(2)]
     assert [s.state for s in states if s] == [JobState.QUEUED, JobState.DEAD_LETTERED]
     dead = await backend.get(job.id)
     assert dead is not None and dead.state is JobState.DEAD_LETTERED
-    assert dead.error.startswith("failed 2 attempts; last: UNAVAILABLE")
+    assert dead.error.startswith("failed 2 attempts; last: DEADLINE_EXCEEDED")
     assert dead.attempts == 2
+    dead_count = {"state": "dead_lettered"}
+    assert worker.metrics.registry.get_sample_value("ttsfleet_jobs_ended_total", dead_count) == 1
+    assert [j.id for j in await backend.dead_letters(None, 10)] == [job.id]
 
 
 async def test_a_callback_reports_success_with_the_audio_url(
     backend: JobBackend, router: RouterServer, tmp_path: Path
 ) -> None:
-    with callback_receiver() as (url, received):
-        job, _ = await backend.submit(JobSpec(text="Call me back.", callback_url=url))
+    with callback_receiver() as receiver:
+        job, _ = await backend.submit(JobSpec(text="Call me back.", callback_url=receiver.url))
         async with worker_for(backend, tmp_path, address(router)) as worker:
             await worker.run_once(wait=5.0)
-    assert [r["state"] for r in received] == ["succeeded"]
-    assert received[0]["audio_url"] == f"/v1/jobs/{job.id}/audio"
+            await send_callbacks(worker)
+    assert [r["state"] for r in receiver.bodies] == ["succeeded"]
+    assert receiver.bodies[0]["audio_url"] == f"/v1/jobs/{job.id}/audio"

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ttsfleet.gateway import errors, jobs_api, speech_api
 from ttsfleet.jobs.fleet_client import FleetClient
+from ttsfleet.jobs.metrics import JobMetrics
 from ttsfleet.jobs.service import JobService
 
 DESCRIPTION = """\
@@ -20,8 +24,16 @@ are JSON: `{"error": {"message", "type", "param", "code"}}`.
 """
 
 
-def create_app(jobs: JobService, fleet: FleetClient, max_streams: int = 64) -> FastAPI:
+def create_app(
+    jobs: JobService,
+    fleet: FleetClient,
+    max_streams: int = 64,
+    metrics: JobMetrics | None = None,
+    alive: Callable[[], bool] = lambda: True,
+) -> FastAPI:
+    """The HTTP API; `alive` says whether the process still does its work (its job workers)."""
     app = FastAPI(title="ttsfleet gateway", version="1", description=DESCRIPTION)
+    registry = (metrics or JobMetrics()).registry
     app.state.jobs = jobs
     app.state.fleet = fleet
     app.state.speech_slots = speech_api.StreamSlots(max_streams)
@@ -29,10 +41,17 @@ def create_app(jobs: JobService, fleet: FleetClient, max_streams: int = 64) -> F
     app.include_router(jobs_api.router)
     app.include_router(speech_api.router)
 
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        """Answers while the gateway runs."""
-        return {"status": "ok"}
+    @app.get("/healthz", tags=["health"], responses={503: {"description": "Restart me."}})
+    async def healthz() -> JSONResponse:
+        """200 while the gateway runs; 503 once its in-process job workers gave up."""
+        if alive():
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "job workers stopped"}, status_code=503)
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    async def prometheus() -> Response:
+        """Job and gateway counters for Prometheus."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     def openapi() -> dict[str, Any]:
         """The spec, without FastAPI's 422 (validation errors are 400 here, see errors.py)."""

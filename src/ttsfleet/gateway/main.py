@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 
 from ttsfleet import logs
 from ttsfleet.gateway.server import Gateway
 from ttsfleet.jobs import options
+
+log = logging.getLogger(__name__)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -47,8 +50,14 @@ async def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        await stop.wait()
+        stopped = asyncio.ensure_future(stop.wait())
+        watched = [stopped, *filter(None, [gateway.worker_task])]
+        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
         await gateway.stop(args.drain_seconds)
+    if not gateway.alive():
+        log.error("in-process job workers could not recover; exiting")
+        return 1
     return 0
 
 

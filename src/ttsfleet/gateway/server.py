@@ -27,7 +27,6 @@ from ttsfleet.jobs.options import Parts
 from ttsfleet.jobs.service import JobService
 from ttsfleet.jobs.sqlite_backend import SqliteBackend
 from ttsfleet.jobs.storage import DirectoryStore
-from ttsfleet.jobs.worker import Worker
 from ttsfleet.proto import ttsfleet_v1_pb2, ttsfleet_v1_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -52,18 +51,9 @@ class Gateway:
         max_streams: int = 64,
     ) -> None:
         self.jobs = JobService(parts.backend, parts.results, parts.fleet, max_queued)
-        self.app = create_app(self.jobs, parts.fleet, max_streams)
-        self.worker = (
-            Worker(
-                parts.backend,
-                parts.results,
-                parts.fleet,
-                concurrency=workers,
-                heartbeat_seconds=parts.heartbeat_seconds,
-            )
-            if workers
-            else None
-        )
+        self.worker = parts.worker(workers) if workers else None
+        self.worker_task: asyncio.Task[None] | None = None
+        self.app = create_app(self.jobs, parts.fleet, max_streams, parts.metrics, self.alive)
         self._grpc = grpc.aio.server()
         self._health = health.aio.HealthServicer()
         self._http: _Uvicorn | None = None
@@ -94,7 +84,8 @@ class Gateway:
             for name in ("", JOBS_SERVICE):
                 await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if self.worker:
-            self._tasks.append(asyncio.ensure_future(self.worker.run(self._stop_workers)))
+            self.worker_task = asyncio.ensure_future(self.worker.run(self._stop_workers))
+            self._tasks.append(self.worker_task)
         for _ in range(1000):  # bounded: uvicorn starts in milliseconds
             if self._http.started or self._tasks[0].done():
                 break
@@ -102,6 +93,10 @@ class Gateway:
         if self._tasks[0].done():
             self._tasks[0].result()  # raises why it could not start
         log.info("gateway listening", extra={"port": self.port, "grpc_port": self.grpc_port})
+
+    def alive(self) -> bool:
+        """False once the in-process worker gave up (liveness: restart the process)."""
+        return self.worker_task is None or not self.worker_task.done()
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stops taking requests, lets streams and jobs in hand finish within `grace`."""

@@ -19,12 +19,15 @@ class JobBackend(Protocol):
     """Durable job records plus the queue that hands them to workers."""
 
     async def submit(self, spec: JobSpec) -> tuple[Job, bool]:
-        """Stores and queues a job; `(job, created)`. A known idempotency key returns its job."""
+        """Stores and queues a job; `(job, created)`.
+
+        A known idempotency key (within the spec's tenant) returns its job instead.
+        """
 
     async def get(self, job_id: str) -> Job | None: ...
 
-    async def queued(self) -> int:
-        """Jobs accepted and not yet running: the backlog that overload is judged by."""
+    async def queued(self, tenant: str | None = None) -> int:
+        """Jobs accepted and not yet running (of one tenant, or all): the backlog overload is judged by."""
 
     async def claim(self, worker: str, wait: float) -> Claim | None:
         """The next job due (or one whose lease ran out), waiting up to `wait` seconds for one."""
@@ -38,8 +41,25 @@ class JobBackend(Protocol):
     async def retry(self, claim: Claim, error: str, delay: float) -> bool:
         """Queues the job again after `delay` seconds, keeping the error."""
 
+    async def release(self, claim: Claim, error: str, delay: float) -> bool:
+        """Queues the job again after `delay` seconds without counting the attempt.
+
+        For attempts that never had a fair chance: the fleet was away, or the
+        worker was stopped.
+        """
+
     async def fail(self, claim: Claim, error: str, state: JobState) -> bool:
         """Ends the job as FAILED or DEAD_LETTERED with its last error."""
+
+    async def dead_letters(self, tenant: str | None, limit: int) -> list[Job]:
+        """Dead-lettered jobs (of one tenant, or all), the most recent first."""
+
+    async def redrive(self, job_id: str) -> bool:
+        """Queues a dead-lettered job again with fresh attempts; False if it is not dead-lettered."""
+
+    async def expire(self, before: float, limit: int) -> list[str]:
+        """Removes up to `limit` jobs that ended before `before`; their result keys, to delete
+        ("" for a job without audio)."""
 
     async def close(self) -> None: ...
 

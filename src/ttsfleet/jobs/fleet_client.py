@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import grpc
 
@@ -26,12 +25,6 @@ from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 log = logging.getLogger(__name__)
 
 NumberedPiece = tuple[int, str]
-
-
-@dataclass(frozen=True)
-class Speech:
-    pcm: bytes
-    sample_rate: int
 
 
 class FleetClient:
@@ -73,11 +66,16 @@ class FleetClient:
         return fan_out(pieces, live, self.fanout.parallel)
 
     async def synthesize(
-        self, request: tts_pb2.TTSRequest, progress: Callable[[int, int], None]
-    ) -> Speech:
-        """The whole text's PCM16, calling `progress(done, total)` as pieces finish.
+        self,
+        request: tts_pb2.TTSRequest,
+        progress: Callable[[int, int], None],
+        sink: Callable[[bytes], Awaitable[None]],
+    ) -> int:
+        """Hands the whole text's PCM16 to `sink` in order, calling `progress(done, total)` as
+        pieces finish; returns the sample rate. Only the pieces in flight are held in memory.
 
-        Raises TTSError once a piece failed permanently or used up its attempts.
+        Raises TTSError once a piece failed permanently or used up its attempts
+        (`sink` may have had part of the audio by then: the caller discards it).
         """
         pieces = list(enumerate(self.fanout.pieces(request.text)))
         done = 0
@@ -90,11 +88,14 @@ class FleetClient:
             progress(done, len(pieces))
             yield chunks
 
-        parts = [chunks async for chunks in fan_out(pieces, whole, self.fanout.parallel)]
-        rates = {chunk.sample_rate for chunks in parts for chunk in chunks}
+        rates: set[int] = set()
+        async for chunks in fan_out(pieces, whole, self.fanout.parallel):
+            for chunk in chunks:
+                rates.add(chunk.sample_rate)
+                await sink(chunk.chunk)
         if len(rates) != 1:
             raise TTSError(grpc.StatusCode.INTERNAL, f"pieces came at sample rates {rates}")
-        return Speech(b"".join(c.chunk for chunks in parts for c in chunks), rates.pop())
+        return rates.pop()
 
     async def _piece_with_retries(
         self, template: tts_pb2.TTSRequest, piece: NumberedPiece

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import urllib.parse
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -54,6 +55,23 @@ def _invalid(field: str, message: str) -> TTSError:
     return TTSError(grpc.StatusCode.INVALID_ARGUMENT, message, field=field)
 
 
+def _usable_url(url: str) -> bool:
+    """A URL the callback sender can dial: checked here so a bad one is refused at submission."""
+    if len(url) > MAX_CALLBACK_URL or any(c.isspace() or ord(c) < 0x20 for c in url):
+        return False
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # raises for a port that is not a number
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and parts.username is None
+        and "@" not in parts.netloc
+    )
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """What the caller asked for; validated on construction so no backend stores a bad one."""
@@ -65,6 +83,8 @@ class JobSpec:
     sample_rate: int = 0  # 0: the voice's own
     callback_url: str = ""
     idempotency_key: str = ""
+    # Who submitted it (the gateway's authenticated caller); "" when auth is off.
+    tenant: str = ""
 
     def __post_init__(self) -> None:
         if not self.text.strip():
@@ -80,19 +100,24 @@ class JobSpec:
                 "sample_rate",
                 f"sample_rate {self.sample_rate} is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz",
             )
-        if self.callback_url and (
-            len(self.callback_url) > MAX_CALLBACK_URL
-            or not self.callback_url.startswith(("http://", "https://"))
-        ):
+        if self.callback_url and not _usable_url(self.callback_url):
             raise _invalid(
                 "callback_url",
-                "callback_url must be an http:// or https:// URL (2000 characters at most)",
+                "callback_url must be an http:// or https:// URL with a host, an optional "
+                "numeric port and no user name or password (2000 characters at most)",
             )
         if len(self.idempotency_key) > MAX_IDEMPOTENCY_KEY:
             raise _invalid(
                 "idempotency_key",
                 f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY} characters",
             )
+
+    @property
+    def scoped_key(self) -> str:
+        """The idempotency key within its tenant's own space ("" for none)."""
+        if not self.idempotency_key:
+            return ""
+        return f"{len(self.tenant)}:{self.tenant}:{self.idempotency_key}"
 
     def request(self, request_id: str) -> tts_pb2.TTSRequest:
         """The synthesis request every piece of this job starts from."""

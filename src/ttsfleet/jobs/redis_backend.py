@@ -26,6 +26,14 @@ CONSUMER_GROUP = "workers"
 # The longest a claim blocks on the stream before looking at retries due again.
 BLOCK_MS = 200
 
+# Jobs stored before tenants existed have no per-tenant counter: guarded by `if tq`.
+_TENANT_COUNT = """
+local function tenant_count(job, by)
+    local tq = redis.call('HGET', job, 'tqueued')
+    if tq then redis.call('INCRBY', tq, by) end
+end
+"""
+
 _SUBMIT = """
 if ARGV[4] ~= '' then
     local existing = redis.call('GET', KEYS[1])
@@ -34,9 +42,10 @@ if ARGV[4] ~= '' then
 end
 redis.call('HSET', KEYS[2], 'id', ARGV[1], 'spec', ARGV[2], 'state', 'queued', 'attempts', 0,
     'pieces_done', 0, 'pieces_total', 0, 'error', '', 'result', '', 'token', '',
-    'created_at', ARGV[3], 'updated_at', ARGV[3])
+    'created_at', ARGV[3], 'updated_at', ARGV[3], 'idem', ARGV[4], 'tqueued', KEYS[5])
 redis.call('XADD', KEYS[3], '*', 'id', ARGV[1])
 redis.call('INCR', KEYS[4])
+redis.call('INCR', KEYS[5])
 return {1, ARGV[1]}
 """
 
@@ -48,7 +57,10 @@ if not state or state == 'succeeded' or state == 'failed' or state == 'dead_lett
     redis.call('XDEL', KEYS[2], ARGV[1])
     return 0
 end
-if state == 'queued' then redis.call('DECR', KEYS[3]) end
+if state == 'queued' then
+    redis.call('DECR', KEYS[3])
+    tenant_count(KEYS[1], -1)
+end
 if state == 'running' then
     redis.call('HSET', KEYS[1], 'error',
         'attempt ' .. redis.call('HGET', KEYS[1], 'attempts') .. ': ' .. ARGV[5])
@@ -68,19 +80,54 @@ redis.call('HSET', KEYS[1], 'pieces_done', ARGV[4], 'pieces_total', ARGV[5], 'up
 return 1
 """
 
-# Ends an attempt: new state and fields, entry acknowledged; a retry waits in the delayed set.
+# Ends an attempt: new state and fields, entry acknowledged; a retry waits in the delayed set,
+# an ended job in the set that retention reads (and a dead letter in its own index).
 _FINISH = """
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
 local message = redis.call('HGET', KEYS[1], 'message')
 redis.call('XACK', KEYS[2], ARGV[2], message)
 redis.call('XDEL', KEYS[2], message)
 redis.call('HSET', KEYS[1], 'state', ARGV[3], 'token', '', 'message', '', 'updated_at', ARGV[4],
-    unpack(ARGV, 7))
+    unpack(ARGV, 8))
+if ARGV[7] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', -1) end
 if ARGV[3] == 'queued' then
     redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])
     redis.call('INCR', KEYS[4])
+    tenant_count(KEYS[1], 1)
+else
+    redis.call('ZADD', KEYS[5], ARGV[4], ARGV[6])
+    if ARGV[3] == 'dead_lettered' then redis.call('ZADD', KEYS[6], ARGV[4], ARGV[6]) end
 end
 return 1
+"""
+
+# A dead letter back in the queue with fresh attempts.
+_REDRIVE = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'dead_lettered' then return 0 end
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', 0, 'updated_at', ARGV[2])
+redis.call('XADD', KEYS[2], '*', 'id', ARGV[1])
+redis.call('INCR', KEYS[3])
+tenant_count(KEYS[1], 1)
+return 1
+"""
+
+# Removes jobs that ended before ARGV[1] (their idempotency keys too); their result keys
+# ('' for a job without audio).
+_EXPIRE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local results = {}
+for _, id in ipairs(ids) do
+    local key = ARGV[3] .. 'job:' .. id
+    local fields = redis.call('HMGET', key, 'result', 'idem')
+    table.insert(results, fields[1] or '')
+    if fields[2] and fields[2] ~= '' then redis.call('DEL', ARGV[3] .. 'idem:' .. fields[2]) end
+    redis.call('DEL', key)
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+end
+return results
 """
 
 # Moves retries that are due back into the stream.
@@ -119,11 +166,15 @@ class RedisBackend:
         self._stream = f"{prefix}stream"
         self._delayed = f"{prefix}delayed"
         self._queued = f"{prefix}queued"
+        self._ended = f"{prefix}ended"
+        self._dead = f"{prefix}dead"
         self._submit = client.register_script(_SUBMIT)
-        self._start = client.register_script(_START)
+        self._start = client.register_script(_TENANT_COUNT + _START)
         self._heartbeat = client.register_script(_HEARTBEAT)
-        self._finish = client.register_script(_FINISH)
+        self._finish = client.register_script(_TENANT_COUNT + _FINISH)
         self._promote = client.register_script(_PROMOTE)
+        self._redrive = client.register_script(_TENANT_COUNT + _REDRIVE)
+        self._expire = client.register_script(_EXPIRE)
 
     @classmethod
     async def connect(
@@ -131,22 +182,32 @@ class RedisBackend:
     ) -> RedisBackend:
         client = redis.from_url(url, decode_responses=True)
         backend = cls(client, lease_seconds, prefix)
+        await backend._ensure_group()
+        return backend
+
+    async def _ensure_group(self) -> None:
+        """Creates the stream and consumer group unless they exist (again after a data loss)."""
         try:
-            await client.xgroup_create(backend._stream, CONSUMER_GROUP, id="0", mkstream=True)
+            await self._redis.xgroup_create(self._stream, CONSUMER_GROUP, id="0", mkstream=True)
         except ResponseError as error:
             if "BUSYGROUP" not in str(error):
                 raise
-        return backend
 
     def _key(self, job_id: str) -> str:
         return f"{self._prefix}job:{job_id}"
 
     async def submit(self, spec: JobSpec) -> tuple[Job, bool]:
         job_id = uuid.uuid4().hex
-        idempotency = f"{self._prefix}idem:{spec.idempotency_key}"
+        idempotency = f"{self._prefix}idem:{spec.scoped_key}"
         created, found = await self._submit(
-            keys=[idempotency, self._key(job_id), self._stream, self._queued],
-            args=[job_id, spec.to_json(), time.time(), spec.idempotency_key],
+            keys=[
+                idempotency,
+                self._key(job_id),
+                self._stream,
+                self._queued,
+                self._tenant_queued(spec.tenant),
+            ],
+            args=[job_id, spec.to_json(), time.time(), spec.scoped_key],
         )
         job = await self.get(found)
         assert job is not None, "an idempotency key points at a stored job"
@@ -156,10 +217,24 @@ class RedisBackend:
         fields: dict[str, str] = await self._redis.hgetall(self._key(job_id))  # type: ignore[assignment]
         return _job(fields) if fields else None
 
-    async def queued(self) -> int:
-        return int(await self._redis.get(self._queued) or 0)
+    def _tenant_queued(self, tenant: str) -> str:
+        return f"{self._prefix}queued:{tenant}"
+
+    async def queued(self, tenant: str | None = None) -> int:
+        key = self._queued if tenant is None else self._tenant_queued(tenant)
+        return int(await self._redis.get(key) or 0)
 
     async def claim(self, worker: str, wait: float) -> Claim | None:
+        """See JobBackend; a consumer group lost with Redis's data (NOGROUP) is made again."""
+        try:
+            return await self._claim(worker, wait)
+        except ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            await self._ensure_group()
+            return None
+
+    async def _claim(self, worker: str, wait: float) -> Claim | None:
         give_up = time.monotonic() + wait
         while True:
             await self._promote(keys=[self._delayed, self._stream], args=[time.time()])
@@ -200,10 +275,24 @@ class RedisBackend:
         )
         return bool(held)
 
-    async def _end(self, claim: Claim, state: JobState, run_at: float = 0.0, **fields: str) -> bool:
+    async def _end(
+        self,
+        claim: Claim,
+        state: JobState,
+        run_at: float = 0.0,
+        refund: bool = False,
+        **fields: str,
+    ) -> bool:
         pairs = [item for pair in fields.items() for item in pair]
         done = await self._finish(
-            keys=[self._key(claim.job.id), self._stream, self._delayed, self._queued],
+            keys=[
+                self._key(claim.job.id),
+                self._stream,
+                self._delayed,
+                self._queued,
+                self._ended,
+                self._dead,
+            ],
             args=[
                 claim.token,
                 CONSUMER_GROUP,
@@ -211,6 +300,7 @@ class RedisBackend:
                 time.time(),
                 run_at,
                 claim.job.id,
+                int(refund),
                 *pairs,
             ],
         )
@@ -222,8 +312,42 @@ class RedisBackend:
     async def retry(self, claim: Claim, error: str, delay: float) -> bool:
         return await self._end(claim, JobState.QUEUED, time.time() + delay, error=error)
 
+    async def release(self, claim: Claim, error: str, delay: float) -> bool:
+        return await self._end(
+            claim, JobState.QUEUED, time.time() + delay, refund=True, error=error
+        )
+
     async def fail(self, claim: Claim, error: str, state: JobState) -> bool:
         return await self._end(claim, state, error=error)
+
+    async def dead_letters(self, tenant: str | None, limit: int) -> list[Job]:
+        """Walks the dead-letter index newest first; a tenant's own are filtered from it."""
+        found: list[Job] = []
+        start = 0
+        while len(found) < limit:
+            batch = start + 4 * limit - 1
+            ids: list[str] = await self._redis.zrevrange(self._dead, start, batch)  # type: ignore[assignment]
+            if not ids:
+                break
+            start += len(ids)
+            for job_id in ids:
+                job = await self.get(job_id)
+                if job and (tenant is None or job.spec.tenant == tenant):
+                    found.append(job)
+        return found[:limit]
+
+    async def redrive(self, job_id: str) -> bool:
+        done = await self._redrive(
+            keys=[self._key(job_id), self._stream, self._queued, self._dead, self._ended],
+            args=[job_id, time.time()],
+        )
+        return bool(done)
+
+    async def expire(self, before: float, limit: int) -> list[str]:
+        results: list[str] = await self._expire(
+            keys=[self._ended, self._dead], args=[before, limit, self._prefix]
+        )
+        return results
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -45,7 +45,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (state, run_at);
+CREATE INDEX IF NOT EXISTS jobs_ended ON jobs (state, updated_at);
 """
+TERMINAL = "('succeeded', 'failed', 'dead_lettered')"
 
 _CLAIM = """
 UPDATE jobs SET state = 'running', attempts = attempts + 1, token = :token,
@@ -120,10 +122,10 @@ class SqliteBackend:
             cursor = db.execute(
                 "INSERT INTO jobs (id, idempotency_key, spec, state, run_at, created_at, updated_at)"
                 " VALUES (?, ?, ?, 'queued', ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
-                (job_id, spec.idempotency_key or None, spec.to_json(), now, now, now),
+                (job_id, spec.scoped_key or None, spec.to_json(), now, now, now),
             )
             created = cursor.rowcount == 1
-            key, value = ("id", job_id) if created else ("idempotency_key", spec.idempotency_key)
+            key, value = ("id", job_id) if created else ("idempotency_key", spec.scoped_key)
             row = db.execute(f"SELECT * FROM jobs WHERE {key} = ?", (value,)).fetchone()
             return _job(row), created
 
@@ -137,10 +139,12 @@ class SqliteBackend:
         )
         return _job(row) if row else None
 
-    async def queued(self) -> int:
-        row = await self._run(
-            lambda db: db.execute("SELECT count(*) FROM jobs WHERE state = 'queued'").fetchone()
-        )
+    async def queued(self, tenant: str | None = None) -> int:
+        sql = "SELECT count(*) FROM jobs WHERE state = 'queued'"
+        if tenant is not None:
+            sql += " AND json_extract(spec, '$.tenant') = ?"
+        params = () if tenant is None else (tenant,)
+        row = await self._run(lambda db: db.execute(sql, params).fetchone())
         return int(row[0])
 
     async def claim(self, worker: str, wait: float) -> Claim | None:
@@ -157,10 +161,12 @@ class SqliteBackend:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), min(remaining, POLL_SECONDS))
 
-    async def _update(self, claim: Claim, changes: dict[str, Any]) -> bool:
-        """Applies changes if the claim still holds the job."""
+    async def _update(self, claim: Claim, changes: dict[str, Any], refund: bool = False) -> bool:
+        """Applies changes if the claim still holds the job (`refund`: uncount its attempt)."""
         changes = {**changes, "updated_at": time.time()}
         assignments = ", ".join(f"{name} = :{name}" for name in changes)
+        if refund:
+            assignments += ", attempts = attempts - 1"
         sql = (
             f"UPDATE jobs SET {assignments} WHERE id = :id AND token = :token AND state = 'running'"
         )
@@ -183,7 +189,7 @@ class SqliteBackend:
             claim, {"state": JobState.SUCCEEDED.value, "result": result, "error": "", "token": ""}
         )
 
-    async def retry(self, claim: Claim, error: str, delay: float) -> bool:
+    async def retry(self, claim: Claim, error: str, delay: float, refund: bool = False) -> bool:
         done = await self._update(
             claim,
             {
@@ -192,12 +198,47 @@ class SqliteBackend:
                 "token": "",
                 "run_at": time.time() + delay,
             },
+            refund,
         )
         self._wake.set()
         return done
 
+    async def release(self, claim: Claim, error: str, delay: float) -> bool:
+        return await self.retry(claim, error, delay, refund=True)
+
     async def fail(self, claim: Claim, error: str, state: JobState) -> bool:
         return await self._update(claim, {"state": state.value, "error": error, "token": ""})
+
+    async def dead_letters(self, tenant: str | None, limit: int) -> list[Job]:
+        sql = "SELECT * FROM jobs WHERE state = 'dead_lettered'"
+        if tenant is not None:
+            sql += " AND json_extract(spec, '$.tenant') = :tenant"
+        sql += " ORDER BY updated_at DESC LIMIT :limit"
+        params = {"tenant": tenant, "limit": limit}
+        rows = await self._run(lambda db: db.execute(sql, params).fetchall())
+        return [_job(row) for row in rows]
+
+    async def redrive(self, job_id: str) -> bool:
+        now = time.time()
+        cursor = await self._run(
+            lambda db: db.execute(
+                "UPDATE jobs SET state = 'queued', attempts = 0, run_at = ?, updated_at = ?"
+                " WHERE id = ? AND state = 'dead_lettered'",
+                (now, now, job_id),
+            )
+        )
+        self._wake.set()
+        return bool(cursor.rowcount == 1)
+
+    async def expire(self, before: float, limit: int) -> list[str]:
+        rows = await self._run(
+            lambda db: db.execute(
+                f"DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state IN {TERMINAL}"
+                " AND updated_at < ? LIMIT ?) RETURNING result",
+                (before, limit),
+            ).fetchall()
+        )
+        return [row["result"] for row in rows]
 
     async def close(self) -> None:
         """Closes the database; closing again does nothing."""
