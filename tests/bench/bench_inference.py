@@ -23,7 +23,7 @@ from piper.voice import PiperVoice
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from voices import JOE
 
-from ttsfleet.manifests import Batching, PodConfig, Pool
+from ttsfleet.manifests import Batching, Gpu, PodConfig, Pool, Voice
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 
 TEXTS = [
@@ -47,17 +47,22 @@ def piper_seconds(voice: PiperVoice, text: str) -> tuple[float, float]:
     return spent, sum(c.audio_float_array.size for c in chunks) / voice.config.sample_rate
 
 
-async def start_worker(workdir: Path, batch: int) -> tuple[asyncio.subprocess.Process, int]:
+async def start_worker(
+    workdir: Path, batch: int, voice: Voice = JOE, device: str = "cpu", tf32: bool = False
+) -> tuple[asyncio.subprocess.Process, int]:
+    """`ttsfleet inference` in its own process, serving `voice`; returns it and its port."""
     pool = Pool(
         name="bench",
-        voices=("joe",),
-        default_voice="joe",
+        voices=(voice.name,),
+        default_voice=voice.name,
+        device=device,
         queue_limit=256,
         batching=Batching(batch, 2),
+        gpu=Gpu(tf32),
     )
-    config = workdir / "pod.yaml"
-    config.write_text(yaml.safe_dump(PodConfig.of(pool, [JOE]).to_dict()))
-    ready = workdir / "ready"
+    config = workdir / f"{voice.name}.yaml"
+    config.write_text(yaml.safe_dump(PodConfig.of(pool, [voice]).to_dict()))
+    ready = workdir / f"{voice.name}.ready"
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ttsfleet.cli", "inference", "--config", str(config),
         "--port", "0", "--metrics-port", "0", "--ready-file", str(ready), "--log-level", "WARNING",

@@ -83,14 +83,18 @@ async def running(scheduler: Scheduler) -> AsyncIterator[Scheduler]:
             await task
 
 
-async def test_requests_that_arrive_together_are_batched_up_to_the_limit() -> None:
-    engine = RecordingEngine()
-    scheduler = Scheduler(queue_limit=16, max_batch_size=3, max_wait_s=0.05)
-    works = [request(engine, 100 * n, 1) for n in range(5)]
+async def hear(scheduler: Scheduler, *works: Synthesis) -> list[list[float] | BaseException]:
+    """Submits requests that arrive together and runs the scheduler until each is answered."""
     async with running(scheduler):
         for work in works:
             scheduler.submit(work)
-        results = await asyncio.wait_for(asyncio.gather(*map(audio_of, works)), 10)
+        return await asyncio.wait_for(asyncio.gather(*map(audio_of, works)), 10)
+
+
+async def test_requests_that_arrive_together_are_batched_up_to_the_limit() -> None:
+    engine = RecordingEngine()
+    scheduler = Scheduler(queue_limit=16, max_batch_size=3, max_wait_s=0.05)
+    results = await hear(scheduler, *[request(engine, 100 * n, 1) for n in range(5)])
     assert results == [[100.0 * n] for n in range(5)]
     assert [len(batch) for batch in engine.batches] == [3, 2]
 
@@ -98,11 +102,7 @@ async def test_requests_that_arrive_together_are_batched_up_to_the_limit() -> No
 async def test_the_engines_own_cap_bounds_a_batch() -> None:
     engine = RecordingEngine(max_batch_size=2)
     scheduler = Scheduler(queue_limit=16, max_batch_size=8, max_wait_s=0.05)
-    works = [request(engine, 100 * n, 3) for n in range(4)]
-    async with running(scheduler):
-        for work in works:
-            scheduler.submit(work)
-        await asyncio.wait_for(asyncio.gather(*map(audio_of, works)), 10)
+    await hear(scheduler, *[request(engine, 100 * n, 3) for n in range(4)])
     assert max(len(batch) for batch in engine.batches) == 2
 
 
@@ -110,11 +110,7 @@ async def test_a_step_is_one_window_and_streams_join_and_leave_between_steps() -
     """Two requests of three-window utterances: pieces come window by window, in order."""
     engine = RecordingEngine(windows=3)
     scheduler = Scheduler(queue_limit=16, max_batch_size=4, max_wait_s=0.0)
-    one, two = request(engine, 0, 2), request(engine, 100, 1)
-    async with running(scheduler):
-        scheduler.submit(one)
-        scheduler.submit(two)
-        heard = await asyncio.wait_for(asyncio.gather(audio_of(one), audio_of(two)), 10)
+    heard = await hear(scheduler, request(engine, 0, 2), request(engine, 100, 1))
     assert heard == [[0.0, 0.01, 0.02, 1.0, 1.01, 1.02], [100.0, 100.01, 100.02]]
     # After the first windows, later steps hold both requests until the short one ends.
     assert [0, 100] in engine.batches[1:]
@@ -125,13 +121,7 @@ async def test_active_requests_take_turns_so_a_short_one_finishes_first() -> Non
     """One long request and one short one: the short one is not kept for the long one's tail."""
     engine = RecordingEngine(max_batch_size=1)
     scheduler = Scheduler(queue_limit=16, max_batch_size=2, max_wait_s=0.05)
-    long, short = request(engine, 0, 6), request(engine, 100, 3)
-    async with running(scheduler):
-        scheduler.submit(long)
-        scheduler.submit(short)
-        heard_long, heard_short = await asyncio.wait_for(
-            asyncio.gather(audio_of(long), audio_of(short)), 10
-        )
+    heard_long, heard_short = await hear(scheduler, request(engine, 0, 6), request(engine, 100, 3))
     assert heard_long == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
     assert heard_short == [100.0, 101.0, 102.0]
     order = [batch[0] for batch in engine.batches]
