@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ttsfleet.gateway import errors, jobs_api, speech_api
+from ttsfleet.gateway.auth import Gatekeeper, GatekeeperMiddleware, RateLimit
 from ttsfleet.jobs.fleet_client import FleetClient
 from ttsfleet.jobs.metrics import JobMetrics
 from ttsfleet.jobs.service import JobService
@@ -24,22 +25,30 @@ are JSON: `{"error": {"message", "type", "param", "code"}}`.
 """
 
 
+# Every API route may answer these: the gatekeeper's refusals.
+GATEKEEPER_STATUSES = (401, 413, 429)
+
+
 def create_app(
     jobs: JobService,
     fleet: FleetClient,
     max_streams: int = 64,
-    metrics: JobMetrics | None = None,
+    gatekeeper: Gatekeeper | None = None,
+    max_body_bytes: int = 1 << 20,
     alive: Callable[[], bool] = lambda: True,
 ) -> FastAPI:
     """The HTTP API; `alive` says whether the process still does its work (its job workers)."""
     app = FastAPI(title="ttsfleet gateway", version="1", description=DESCRIPTION)
-    registry = (metrics or JobMetrics()).registry
+    gatekeeper = gatekeeper or Gatekeeper(None, RateLimit(0, 0), JobMetrics())
+    registry = gatekeeper.metrics.registry
     app.state.jobs = jobs
     app.state.fleet = fleet
     app.state.speech_slots = speech_api.StreamSlots(max_streams)
     errors.install(app)
-    app.include_router(jobs_api.router)
-    app.include_router(speech_api.router)
+    app.add_middleware(GatekeeperMiddleware, gatekeeper=gatekeeper, max_body_bytes=max_body_bytes)
+    gatekeeper_answers = errors.responses(*GATEKEEPER_STATUSES)
+    for router in (jobs_api.router, jobs_api.dead_letters, speech_api.router):
+        app.include_router(router, responses=gatekeeper_answers)
 
     @app.get("/healthz", tags=["health"], responses={503: {"description": "Restart me."}})
     async def healthz() -> JSONResponse:
@@ -54,14 +63,17 @@ def create_app(
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     def openapi() -> dict[str, Any]:
-        """The spec, without FastAPI's 422 (validation errors are 400 here, see errors.py)."""
+        """The spec without FastAPI's validation 422 (validation errors are 400 here, see
+        errors.py; the one 422 left is a reused idempotency key)."""
         if app.openapi_schema is None:
             spec = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             for path in spec["paths"].values():
                 for operation in path.values():
-                    operation["responses"].pop("422", None)
+                    answers = operation["responses"]
+                    if "HTTPValidationError" in str(answers.get("422", "")):
+                        del answers["422"]
             app.openapi_schema = spec
         return app.openapi_schema
 

@@ -17,7 +17,8 @@ from ttsfleet.errors import TTSError, http_answer
 from ttsfleet.gateway.schemas import ErrorBody
 
 
-def _response(error: TTSError) -> JSONResponse:
+def error_response(error: TTSError) -> JSONResponse:
+    """The JSON answer for an error (an ASGI app: middleware can send it too)."""
     answer = http_answer(error)
     body = ErrorBody.model_validate(
         {
@@ -29,7 +30,9 @@ def _response(error: TTSError) -> JSONResponse:
             }
         }
     )
-    headers = {"Retry-After": str(answer.retry_after)} if answer.retry_after is not None else None
+    headers = {"Retry-After": str(answer.retry_after)} if answer.retry_after is not None else {}
+    if answer.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(body.model_dump(), status_code=answer.status, headers=headers)
 
 
@@ -56,7 +59,7 @@ def install(app: FastAPI) -> None:
     """Registers the handler that gives every failure the same JSON shape."""
 
     async def handle(_: Request, error: Exception) -> JSONResponse:
-        return _response(as_tts_error(error))
+        return error_response(as_tts_error(error))
 
     for kind in (TTSError, RequestValidationError, grpc.aio.AioRpcError):
         app.add_exception_handler(kind, handle)
@@ -71,9 +74,12 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 DESCRIPTIONS = {
     400: "The request is invalid; `error.param` names the field.",
-    404: "No such job.",
-    409: "The job has no audio yet (or failed).",
-    429: "Overloaded: retry after the Retry-After header's seconds.",
+    401: "No API key, or an unknown one.",
+    404: "No such job (of this caller).",
+    409: "The job has no audio yet (or failed); or, to re-drive, it is not dead-lettered.",
+    413: "The request body is over the gateway's limit.",
+    422: "The idempotency key was used before with a different request.",
+    429: "Overloaded, or over this caller's rate or backlog: retry after Retry-After seconds.",
     502: "The fleet answered with an unexpected error.",
     503: "No inference pod is ready; retry after Retry-After seconds.",
     504: "The fleet did not answer in time.",

@@ -11,8 +11,10 @@ import argparse
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 from ttsfleet import logs
+from ttsfleet.gateway.auth import ApiKeys, RateLimit
 from ttsfleet.gateway.server import Gateway
 from ttsfleet.jobs import options
 
@@ -30,6 +32,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add("--max-queued", type=int, default=10_000, help="backlog past which submissions get 429")
     add("--max-streams", type=int, default=64, help="speech streams at once past which 429")
     add("--drain-seconds", type=float, default=30.0)
+    add(
+        "--api-keys-file",
+        type=Path,
+        help="`TENANT KEY` per line (a mounted Secret, re-read on change); without it, no auth",
+    )
+    add("--rate", type=float, default=50.0, help="requests a second per caller (0: no limit)")
+    add("--rate-burst", type=int, default=100, help="requests a caller may make at once")
+    add(
+        "--max-queued-per-tenant",
+        type=int,
+        default=1000,
+        help="a caller's backlog past which its submissions get 429 (0: no limit)",
+    )
+    add(
+        "--max-body-bytes",
+        type=int,
+        default=1 << 20,
+        help="larger request bodies get 413 (gRPC: RESOURCE_EXHAUSTED)",
+    )
     add("--log-format", choices=("json", "text"), default="json")
     return parser.parse_args(argv)
 
@@ -37,11 +58,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 async def run(args: argparse.Namespace) -> int:
     stop = options.stop_on_signals()
     async with options.opened(args) as parts:
+        if args.api_keys_file is None:
+            log.warning("no --api-keys-file: the gateway is open to every caller")
         gateway = Gateway(
             parts,
             workers=args.workers,
             max_queued=args.max_queued,
             max_streams=args.max_streams,
+            api_keys=ApiKeys(args.api_keys_file) if args.api_keys_file else None,
+            rate=RateLimit(args.rate, args.rate_burst),
+            max_queued_per_tenant=args.max_queued_per_tenant,
+            max_body_bytes=args.max_body_bytes,
         )
         await gateway.start(args.host, args.port, None if args.grpc_port < 0 else args.grpc_port)
         print(

@@ -63,6 +63,10 @@ class JobStatus(BaseModel):
     audio_url: str | None = Field(description="Where the audio is, once succeeded.")
 
 
+class JobList(BaseModel):
+    jobs: list[JobStatus]
+
+
 class SpeechRequest(BaseModel):
     """OpenAI's `POST /v1/audio/speech` body, with the formats and voices this fleet has."""
 

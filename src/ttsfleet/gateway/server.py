@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ttsfleet.gateway.app import create_app
+from ttsfleet.gateway.auth import ApiKeys, Gatekeeper, RateLimit
 from ttsfleet.gateway.grpc_jobs import JobsService
 from ttsfleet.jobs.fleet_client import FleetClient
 from ttsfleet.jobs.options import Parts
@@ -49,12 +50,25 @@ class Gateway:
         workers: int = 1,
         max_queued: int = 10_000,
         max_streams: int = 64,
+        api_keys: ApiKeys | None = None,
+        rate: RateLimit | None = None,
+        max_queued_per_tenant: int = 0,
+        max_body_bytes: int = 1 << 20,
     ) -> None:
-        self.jobs = JobService(parts.backend, parts.results, parts.fleet, max_queued)
+        self.jobs = JobService(
+            parts.backend,
+            parts.results,
+            parts.fleet,
+            max_queued,
+            max_queued_per_tenant=max_queued_per_tenant,
+        )
         self.worker = parts.worker(workers) if workers else None
         self.worker_task: asyncio.Task[None] | None = None
-        self.app = create_app(self.jobs, parts.fleet, max_streams, parts.metrics, self.alive)
-        self._grpc = grpc.aio.server()
+        self.gatekeeper = Gatekeeper(api_keys, rate or RateLimit(0, 0), parts.metrics)
+        self.app = create_app(
+            self.jobs, parts.fleet, max_streams, self.gatekeeper, max_body_bytes, self.alive
+        )
+        self._grpc = grpc.aio.server(options=[("grpc.max_receive_message_length", max_body_bytes)])
         self._health = health.aio.HealthServicer()
         self._http: _Uvicorn | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -74,7 +88,9 @@ class Gateway:
         self._http = _Uvicorn(config)
         self._tasks.append(asyncio.ensure_future(self._http.serve(sockets=[listener])))
         if grpc_port is not None:
-            ttsfleet_v1_pb2_grpc.add_JobsServicer_to_server(JobsService(self.jobs), self._grpc)
+            ttsfleet_v1_pb2_grpc.add_JobsServicer_to_server(
+                JobsService(self.jobs, self.gatekeeper), self._grpc
+            )
             health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
             reflection.enable_server_reflection(
                 [JOBS_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], self._grpc

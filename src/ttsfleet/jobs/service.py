@@ -39,37 +39,71 @@ class JobService:
         fleet: FleetClient,
         max_queued: int = 10_000,
         retry_after: int = 5,
+        max_queued_per_tenant: int = 0,
     ) -> None:
         self.backend = backend
         self.results = results
         self._fleet = fleet
         self._max_queued = max_queued
+        self._max_per_tenant = max_queued_per_tenant
         self._retry_after = retry_after
         self._voices: frozenset[str] = frozenset()
         self._voices_at = float("-inf")
 
     async def submit(self, spec: JobSpec) -> tuple[Job, bool]:
-        """Queues the job (or finds the one its idempotency key made).
+        """Queues the job (or finds the one its idempotency key made, within its tenant).
 
-        Raises TTSError: INVALID_ARGUMENT (an unknown voice), RESOURCE_EXHAUSTED (backlog full).
+        Raises TTSError: INVALID_ARGUMENT (an unknown voice), RESOURCE_EXHAUSTED (the
+        backlog, or the tenant's, is full), ALREADY_EXISTS (the idempotency key made a
+        job of a different request).
         """
         await self._check_voice(spec.voice)
         if await self.backend.queued() >= self._max_queued:
+            raise self._full(f"{self._max_queued} jobs are waiting already; retry later")
+        if self._max_per_tenant and await self.backend.queued(spec.tenant) >= self._max_per_tenant:
+            raise self._full(f"{self._max_per_tenant} of your jobs are waiting; retry later")
+        job, created = await self.backend.submit(spec)
+        if not created and job.spec != spec:
             raise TTSError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"{self._max_queued} jobs are waiting already; retry later",
-                retry_after=self._retry_after,
+                grpc.StatusCode.ALREADY_EXISTS,
+                f"idempotency key {spec.idempotency_key!r} was used for a different request "
+                f"(job {job.id}); use a new key for a new request",
+                field="idempotency_key",
             )
-        return await self.backend.submit(spec)
+        return job, created
 
-    async def get(self, job_id: str) -> Job:
+    def _full(self, message: str) -> TTSError:
+        return TTSError(grpc.StatusCode.RESOURCE_EXHAUSTED, message, retry_after=self._retry_after)
+
+    async def get(self, job_id: str, tenant: str) -> Job:
+        """The tenant's job; another tenant's is NOT_FOUND, as if it did not exist."""
         job = await self.backend.get(job_id)
-        if job is None:
+        if job is None or job.spec.tenant != tenant:
             raise TTSError(grpc.StatusCode.NOT_FOUND, f"no job {job_id!r}")
         return job
 
-    async def audio(self, job_id: str) -> JobAudio:
-        job = await self.get(job_id)
+    async def dead_letters(self, tenant: str, limit: int = 100) -> list[Job]:
+        return await self.backend.dead_letters(tenant, limit)
+
+    async def dead_letter(self, job_id: str, tenant: str) -> Job:
+        """One of the tenant's dead letters; NOT_FOUND for any other job."""
+        job = await self.get(job_id, tenant)
+        if job.state is not JobState.DEAD_LETTERED:
+            raise TTSError(grpc.StatusCode.NOT_FOUND, f"job {job_id} is not dead-lettered")
+        return job
+
+    async def redrive(self, job_id: str, tenant: str) -> Job:
+        """Queues the tenant's dead-lettered job again with fresh attempts."""
+        job = await self.get(job_id, tenant)
+        if not await self.backend.redrive(job.id):
+            raise TTSError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"job {job.id} is {job.state.value}; only dead-lettered jobs are re-driven",
+            )
+        return await self.get(job_id, tenant)
+
+    async def audio(self, job_id: str, tenant: str) -> JobAudio:
+        job = await self.get(job_id, tenant)
         if job.state is not JobState.SUCCEEDED:
             raise TTSError(
                 grpc.StatusCode.FAILED_PRECONDITION,

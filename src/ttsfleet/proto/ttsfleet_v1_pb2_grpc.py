@@ -262,6 +262,10 @@ class JobsStub:
     """Long-form, asynchronous synthesis: a job is accepted at once and its audio
     collected later. Served by the gateway (`ttsfleet gateway`), next to its
     HTTP API; see docs/jobs.md.
+    Every Jobs call needs the caller's API key as `authorization: Bearer KEY` (or
+    `x-api-key`) metadata when the gateway has keys (UNAUTHENTICATED otherwise); a
+    caller sees only its own jobs. A repeated idempotency_key with a different
+    request is ALREADY_EXISTS; a caller over its rate or backlog is RESOURCE_EXHAUSTED.
     """
 
     def __init__(self, channel):
@@ -285,12 +289,26 @@ class JobsStub:
                 request_serializer=ttsfleet__v1__pb2.GetJobRequest.SerializeToString,
                 response_deserializer=ttsfleet__v1__pb2.JobAudioChunk.FromString,
                 _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/ttsfleet.v1.Jobs/ListDeadLetters',
+                request_serializer=ttsfleet__v1__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=ttsfleet__v1__pb2.JobList.FromString,
+                _registered_method=True)
+        self.RedriveJob = channel.unary_unary(
+                '/ttsfleet.v1.Jobs/RedriveJob',
+                request_serializer=ttsfleet__v1__pb2.GetJobRequest.SerializeToString,
+                response_deserializer=ttsfleet__v1__pb2.Job.FromString,
+                _registered_method=True)
 
 
 class JobsServicer:
     """Long-form, asynchronous synthesis: a job is accepted at once and its audio
     collected later. Served by the gateway (`ttsfleet gateway`), next to its
     HTTP API; see docs/jobs.md.
+    Every Jobs call needs the caller's API key as `authorization: Bearer KEY` (or
+    `x-api-key`) metadata when the gateway has keys (UNAUTHENTICATED otherwise); a
+    caller sees only its own jobs. A repeated idempotency_key with a different
+    request is ALREADY_EXISTS; a caller over its rate or backlog is RESOURCE_EXHAUSTED.
     """
 
     def SubmitJob(self, request, context):
@@ -316,6 +334,21 @@ class JobsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeadLetters(self, request, context):
+        """The caller's dead-lettered jobs, most recent first (GetJob inspects one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedriveJob(self, request, context):
+        """Queues a dead-lettered job again with fresh attempts; FAILED_PRECONDITION if
+        it is not dead-lettered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -334,6 +367,16 @@ def add_JobsServicer_to_server(servicer, server):
                     request_deserializer=ttsfleet__v1__pb2.GetJobRequest.FromString,
                     response_serializer=ttsfleet__v1__pb2.JobAudioChunk.SerializeToString,
             ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=ttsfleet__v1__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=ttsfleet__v1__pb2.JobList.SerializeToString,
+            ),
+            'RedriveJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedriveJob,
+                    request_deserializer=ttsfleet__v1__pb2.GetJobRequest.FromString,
+                    response_serializer=ttsfleet__v1__pb2.Job.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'ttsfleet.v1.Jobs', rpc_method_handlers)
@@ -346,6 +389,10 @@ class Jobs:
     """Long-form, asynchronous synthesis: a job is accepted at once and its audio
     collected later. Served by the gateway (`ttsfleet gateway`), next to its
     HTTP API; see docs/jobs.md.
+    Every Jobs call needs the caller's API key as `authorization: Bearer KEY` (or
+    `x-api-key`) metadata when the gateway has keys (UNAUTHENTICATED otherwise); a
+    caller sees only its own jobs. A repeated idempotency_key with a different
+    request is ALREADY_EXISTS; a caller over its rate or backlog is RESOURCE_EXHAUSTED.
     """
 
     @staticmethod
@@ -419,6 +466,60 @@ class Jobs:
             '/ttsfleet.v1.Jobs/GetJobAudio',
             ttsfleet__v1__pb2.GetJobRequest.SerializeToString,
             ttsfleet__v1__pb2.JobAudioChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ttsfleet.v1.Jobs/ListDeadLetters',
+            ttsfleet__v1__pb2.ListDeadLettersRequest.SerializeToString,
+            ttsfleet__v1__pb2.JobList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedriveJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ttsfleet.v1.Jobs/RedriveJob',
+            ttsfleet__v1__pb2.GetJobRequest.SerializeToString,
+            ttsfleet__v1__pb2.Job.FromString,
             options,
             channel_credentials,
             insecure,
