@@ -35,3 +35,31 @@ def assert_speech(samples: npt.NDArray[np.int16], rate: int, text: str) -> None:
     frames = samples[: samples.size // frame * frame].reshape(-1, frame).astype(np.float64)
     energy = np.sqrt(np.mean(frames**2, axis=1))
     assert np.mean(energy < 0.1 * energy.max()) > 0.03, "no pauses: not speech"
+
+
+def decode(data: bytes, name: str, rate: int) -> tuple[int, npt.NDArray[np.float32]]:
+    """Any of the fleet's encodings (a `Codec.name`) as (rate, mono float samples), by FFmpeg.
+
+    `rate` is the stream's stated rate: headerless formats need it; the
+    others carry their own (Opus decodes at 48 kHz, whatever it was fed).
+    """
+    import av
+
+    if name == "pcm":
+        return rate, pcm16(data).astype(np.float32) / 32768
+    headerless = name in ("mulaw", "alaw")
+    with av.open(
+        io.BytesIO(data),
+        format=name if headerless else None,
+        options={"sample_rate": str(rate)} if headerless else {},
+    ) as container:
+        stream = container.streams.audio[0]
+        to_float = av.AudioResampler(format="flt", layout="mono", rate=stream.rate)
+        samples = [
+            converted.to_ndarray().reshape(-1)
+            for frame in container.decode(stream)
+            for converted in to_float.resample(frame)
+        ]
+        decoded_rate = stream.rate
+    assert samples, f"no {name} audio"
+    return decoded_rate, np.concatenate(samples).astype(np.float32)

@@ -34,6 +34,8 @@ DEFAULT_MAX_TEXT_LENGTH = 5000
 DEFAULT_MAX_BATCH_SIZE = 8
 DEFAULT_MAX_WAIT_MS = 5
 DEFAULT_TF32 = False
+# Under gRPC clients' default 4 MiB receive limit, with room for estimates.
+DEFAULT_MAX_UNARY_BYTES = 3 * 2**20
 
 
 class ManifestError(ValueError):
@@ -104,6 +106,7 @@ class Pool:
     device: str = "cpu"
     queue_limit: int = DEFAULT_QUEUE_LIMIT
     max_text_length: int = DEFAULT_MAX_TEXT_LENGTH
+    max_unary_bytes: int = DEFAULT_MAX_UNARY_BYTES
     batching: Batching = field(default_factory=Batching)
     gpu: Gpu = field(default_factory=Gpu)
     autoscaling: Autoscaling = field(default_factory=Autoscaling)
@@ -166,6 +169,7 @@ def pool_from_manifest(manifest: Mapping[str, Any]) -> Pool:
         device=device,
         queue_limit=int((spec.get("queue") or {}).get("maxDepth", DEFAULT_QUEUE_LIMIT)),
         max_text_length=int(spec.get("maxTextLength", DEFAULT_MAX_TEXT_LENGTH)),
+        max_unary_bytes=int(spec.get("maxUnaryResponseBytes", DEFAULT_MAX_UNARY_BYTES)),
         batching=batching_from_manifest(batching),
         gpu=gpu_from_manifest(spec.get("gpu") or {}),
         autoscaling=Autoscaling(
@@ -258,6 +262,7 @@ class PodConfig:
     device: str = "cpu"
     queue_limit: int = DEFAULT_QUEUE_LIMIT
     max_text_length: int = DEFAULT_MAX_TEXT_LENGTH
+    max_unary_bytes: int = DEFAULT_MAX_UNARY_BYTES
     batching: Batching = field(default_factory=Batching)
     gpu: Gpu = field(default_factory=Gpu)
 
@@ -271,6 +276,7 @@ class PodConfig:
             device=pool.device,
             queue_limit=pool.queue_limit,
             max_text_length=pool.max_text_length,
+            max_unary_bytes=pool.max_unary_bytes,
             batching=pool.batching,
             gpu=pool.gpu,
         )
@@ -282,6 +288,7 @@ class PodConfig:
             "device": self.device,
             "queueLimit": self.queue_limit,
             "maxTextLength": self.max_text_length,
+            "maxUnaryResponseBytes": self.max_unary_bytes,
             "batching": {
                 "maxBatchSize": self.batching.max_batch_size,
                 "maxWaitMilliseconds": self.batching.max_wait_ms,
@@ -306,6 +313,7 @@ class PodConfig:
             device=str(data.get("device", "cpu")),
             queue_limit=int(data.get("queueLimit", DEFAULT_QUEUE_LIMIT)),
             max_text_length=int(data.get("maxTextLength", DEFAULT_MAX_TEXT_LENGTH)),
+            max_unary_bytes=int(data.get("maxUnaryResponseBytes", DEFAULT_MAX_UNARY_BYTES)),
             batching=batching_from_manifest(data.get("batching") or {}),
             gpu=gpu_from_manifest(data.get("gpu") or {}),
         )

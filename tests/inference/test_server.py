@@ -87,13 +87,6 @@ async def test_bad_requests_get_a_clear_status(
         assert message in (raised.value.details() or "")
 
 
-async def test_stream_refuses_wav(stub: tts_pb2_grpc.TTSServiceStub) -> None:
-    call = stub.StreamSynthesize(tts_pb2.TTSRequest(text="hi", encoding=tts_pb2.AUDIO_ENCODING_WAV))
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        [c async for c in call]
-    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-
-
 async def test_resampling_and_speed(stub: tts_pb2_grpc.TTSServiceStub) -> None:
     native = await stub.Synthesize(tts_pb2.TTSRequest(text=TEXT, voice="joe-quiet"))
     low = await stub.Synthesize(tts_pb2.TTSRequest(text=TEXT, voice="joe-quiet", sample_rate=16000))

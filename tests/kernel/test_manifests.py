@@ -108,6 +108,7 @@ def test_the_crds_defaults_are_the_ones_python_applies() -> None:
     assert {
         "queue.maxDepth": pool.queue_limit,
         "maxTextLength": pool.max_text_length,
+        "maxUnaryResponseBytes": pool.max_unary_bytes,
         "batching.maxBatchSize": pool.batching.max_batch_size,
         "batching.maxWaitMilliseconds": pool.batching.max_wait_ms,
         "gpu.tf32": pool.gpu.tf32,

@@ -10,17 +10,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
 import grpc
 import numpy as np
 
-from ttsfleet import audio, logs, wire
+from ttsfleet import audio, codecs, logs, wire
 from ttsfleet.errors import TTSError
 from ttsfleet.inference.engine import VoiceEngine
 from ttsfleet.inference.metrics import InferenceMetrics
 from ttsfleet.inference.scheduler import DONE, Load, Scheduler, Synthesis
-from ttsfleet.inference.validation import PCM16, ValidRequest, validate
+from ttsfleet.inference.validation import ValidRequest, validate
 from ttsfleet.manifests import PodConfig
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc, ttsfleet_v1_pb2, ttsfleet_v1_pb2_grpc
 
@@ -123,17 +123,27 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
             max_text_length=self._config.max_text_length,
         )
 
-    async def _pcm(self, valid: ValidRequest, call: _Call) -> AsyncIterator[tuple[bytes, int]]:
-        """Queues the request and yields (PCM16 bytes, sample rate) as audio arrives."""
+    async def _pcm(
+        self, valid: ValidRequest, call: _Call, unary: bool
+    ) -> AsyncGenerator[tuple[bytes, int], None]:
+        """Queues the request and yields (PCM16 bytes, sample rate) as audio arrives.
+
+        A unary request whose answer could outgrow the pool's limit is
+        refused before it is queued, not after its audio exists.
+        """
         call.voice = valid.voice
         engine = self._engines[valid.voice]
         utterances = await asyncio.to_thread(engine.utterances, valid.text)
         if not utterances:
             raise TTSError(grpc.StatusCode.INVALID_ARGUMENT, "text has nothing to speak")
         work = Synthesis(engine, utterances, engine.default_params(valid.speed))
-        self._scheduler.submit(work)
         native = engine.info.sample_rate
-        rate = valid.sample_rate or native
+        rate = valid.codec.rate(valid.sample_rate, native)
+        if unary:
+            codecs.check_unary_size(
+                valid.codec, work.pending_seconds, rate, self._config.max_unary_bytes
+            )
+        self._scheduler.submit(work)
         resampler = audio.Resampler(native, rate)
         try:
             while (piece := await work.output.get()) is not DONE:
@@ -155,14 +165,13 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
     ) -> tts_pb2.TTSResponse:
         async with self._call("Synthesize", request, context) as call:
             valid = self._check(request, streaming=False)
-            pieces = [pcm async for pcm, _ in self._pcm(valid, call)]
+            pieces = [pcm async for pcm, _ in self._pcm(valid, call, unary=True)]
             rate = call.sample_rate
-            pcm = b"".join(pieces)
-            body = audio.wav_file(pcm, rate) if valid.encoding != PCM16 else pcm
+            body = await asyncio.to_thread(codecs.encode, b"".join(pieces), rate, valid.codec)
             return tts_pb2.TTSResponse(
                 audio=body,
                 sample_rate=rate,
-                encoding=valid.encoding,
+                encoding=valid.codec.encoding,
                 voice=valid.voice,
                 request_id=logs.request_id.get(),
                 audio_seconds=call.samples / rate,
@@ -175,13 +184,14 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
         async with self._call("StreamSynthesize", request, context) as call:
             valid = self._check(request, streaming=True)
             sent_metadata = False
-            async for pcm, rate in self._pcm(valid, call):
+            pcm = self._pcm(valid, call, unary=False)
+            async for data, rate in codecs.encode_stream(pcm, valid.codec):
                 if not sent_metadata:
                     await context.send_initial_metadata(
                         ((wire.SAMPLE_RATE_KEY, str(rate)), *load_metadata(self._scheduler.load))
                     )
                     sent_metadata = True
-                yield tts_pb2.AudioChunk(chunk=pcm, sample_rate=rate)
+                yield tts_pb2.AudioChunk(chunk=data, sample_rate=rate)
 
     async def ListVoices(
         self, request: tts_pb2.ListVoicesRequest, context: grpc.aio.ServicerContext

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 
 import grpc
 
+from ttsfleet.codecs import Codec, codec
 from ttsfleet.errors import TTSError
 from ttsfleet.proto import tts_pb2
 from ttsfleet.text import MAX_SAMPLE_RATE, MAX_SPEED, MIN_SAMPLE_RATE, MIN_SPEED, clean_text
-
-WAV, PCM16 = tts_pb2.AUDIO_ENCODING_WAV, tts_pb2.AUDIO_ENCODING_PCM16
 
 
 @dataclass(frozen=True)
@@ -24,8 +23,8 @@ class ValidRequest:
     text: str
     voice: str
     speed: float
-    sample_rate: int  # 0: the voice's own
-    encoding: tts_pb2.AudioEncoding
+    sample_rate: int  # 0: the codec's or the voice's own
+    codec: Codec
 
 
 def validate(
@@ -58,9 +57,7 @@ def validate(
         raise TTSError(
             invalid, f"sample_rate {rate} is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
         )
-    encoding = request.encoding or (PCM16 if streaming else WAV)
-    if encoding not in (WAV, PCM16):
-        raise TTSError(invalid, f"unknown encoding {request.encoding}")
-    if streaming and encoding != PCM16:
-        raise TTSError(invalid, "StreamSynthesize sends PCM16 only; use Synthesize for WAV")
-    return ValidRequest(text=text, voice=voice, speed=speed, sample_rate=rate, encoding=encoding)
+    chosen = codec(request.encoding, streaming)
+    if rate:
+        chosen.check_rate(rate)
+    return ValidRequest(text=text, voice=voice, speed=speed, sample_rate=rate, codec=chosen)

@@ -62,9 +62,11 @@ class TTSServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamSynthesize(self, request, context):
-        """Raw 16-bit little-endian mono PCM, sent as soon as each piece exists.
-        The sample rate is in every chunk and in the "x-tts-sample-rate"
-        initial metadata.
+        """Audio sent as soon as each piece exists: raw 16-bit little-endian mono
+        PCM unless another encoding is asked for. Every chunk ends on a frame or
+        page boundary, so a player can start on the first one and the chunks
+        joined are one valid file. The sample rate is in every chunk and in the
+        "x-tts-sample-rate" initial metadata.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

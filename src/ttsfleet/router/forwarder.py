@@ -9,11 +9,14 @@ client is tried once more on another pod; after audio has been sent, the
 error is passed on: replaying it would duplicate audio. A long text is split
 at sentences and its pieces forwarded to several pods at once
 (`ttsfleet.pieces`, `piece_requests.py`); each piece has its own retry, and
-the client gets the pieces' audio in order.
+the client gets the pieces' audio in order. Pieces are streamed as PCM16
+and the router encodes the joined audio as the caller asked; a unary
+request too long for one answer is refused before any piece is sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -25,14 +28,19 @@ from typing import Any
 
 import grpc
 
-from ttsfleet import logs, wire
+from ttsfleet import codecs, logs, text, wire
 from ttsfleet.errors import POD_FAULTS, RETRY_ON_ANOTHER_POD, TTSError
 from ttsfleet.pieces import fan_out
 from ttsfleet.proto import tts_pb2
 from ttsfleet.router import picker as picking
 from ttsfleet.router.endpoints import Datastore, Endpoint
 from ttsfleet.router.metrics import RouterMetrics
-from ttsfleet.router.piece_requests import joined_response, piece_request
+from ttsfleet.router.piece_requests import (
+    encoded_chunks,
+    joined_response,
+    piece_rate,
+    piece_request,
+)
 from ttsfleet.router.saturation import saturated
 from ttsfleet.router.settings import RouterSettings
 
@@ -52,11 +60,21 @@ class Inbound:
     request_id: str
     text: str
     encoding: tts_pb2.AudioEncoding
+    sample_rate: int
+    speed: float
 
 
 def read_request(raw: bytes) -> Inbound:
     request = tts_pb2.TTSRequest.FromString(raw)
-    return Inbound(raw, request.voice, request.request_id, request.text, request.encoding)
+    return Inbound(
+        raw,
+        request.voice,
+        request.request_id,
+        request.text,
+        request.encoding,
+        request.sample_rate,
+        request.speed,
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -84,7 +102,7 @@ class Forwarder:
         """The pass-through handlers of one service's Synthesize and StreamSynthesize."""
         return {
             "Synthesize": grpc.unary_unary_rpc_method_handler(
-                functools.partial(self._unary, f"/{service}/Synthesize"),
+                functools.partial(self._unary, service),
                 request_deserializer=read_request,
             ),
             "StreamSynthesize": grpc.unary_stream_rpc_method_handler(
@@ -103,20 +121,35 @@ class Forwarder:
             )
         return self.settings.fanout.pieces(request.text)
 
-    async def _unary(self, path: str, request: Inbound, context: grpc.aio.ServicerContext) -> bytes:
+    async def _unary(
+        self, service: str, request: Inbound, context: grpc.aio.ServicerContext
+    ) -> bytes:
         async with _Exchange(self, "Synthesize", request, context) as exchange:
             pieces = self._pieces(request)
             if len(pieces) > 1:
-                parts = fan_out(
+                codec = codecs.codec(request.encoding, streaming=False)
+                rate = piece_rate(codec, request.sample_rate)
+                codecs.check_unary_size(
+                    codec,
+                    text.speech_seconds_bound(request.text, request.speed or 1.0),
+                    rate or codecs.NATIVE_RATE_BOUND,
+                    self.settings.max_unary_bytes,
+                )
+                chunks = fan_out(
                     pieces,
-                    functools.partial(self._unary_piece, path, exchange),
+                    functools.partial(
+                        self._stream_piece, f"/{service}/StreamSynthesize", exchange, rate
+                    ),
                     self.settings.fanout.parallel,
                 )
-                response = joined_response([part async for part in parts], request.encoding)
+                pcm = [chunk async for chunk in chunks]
+                response = await asyncio.to_thread(
+                    joined_response, pcm, codec, exchange.voice, exchange.request_id
+                )
                 await exchange.deliver(None, {})
                 return response
             return await self._unary_tries(
-                path, exchange, _Tries(exchange.payload), send_headers=True
+                f"/{service}/Synthesize", exchange, _Tries(exchange.payload), send_headers=True
             )
         raise AssertionError("unreachable: an exchange ends with a response or an abort")
 
@@ -139,12 +172,14 @@ class Forwarder:
         async with _Exchange(self, "StreamSynthesize", request, context) as exchange:
             pieces = self._pieces(request)
             if len(pieces) > 1:
+                codec = codecs.codec(request.encoding, streaming=True)
+                rate = piece_rate(codec, request.sample_rate)
                 chunks = fan_out(
                     pieces,
-                    functools.partial(self._stream_piece, path, exchange),
+                    functools.partial(self._stream_piece, path, exchange, rate),
                     self.settings.fanout.parallel,
                 )
-                async for chunk in chunks:
+                async for chunk in encoded_chunks(chunks, codec):
                     if not exchange.delivered:
                         rate = tts_pb2.AudioChunk.FromString(chunk).sample_rate
                         await exchange.deliver(None, {wire.SAMPLE_RATE_KEY: str(rate)})
@@ -176,15 +211,12 @@ class Forwarder:
                 finally:
                     call.cancel()  # a no-op once finished; stops the pod when the client left
 
-    def _stream_piece(self, path: str, exchange: _Exchange, text: str) -> AsyncIterator[bytes]:
-        """One piece of a long text, streamed with retries of its own."""
-        tries = _Tries(piece_request(exchange.payload, text))
+    def _stream_piece(
+        self, path: str, exchange: _Exchange, sample_rate: int, text: str
+    ) -> AsyncIterator[bytes]:
+        """One piece of a long text, streamed as PCM16 with retries of its own."""
+        tries = _Tries(piece_request(exchange.payload, text, sample_rate))
         return self._stream_tries(path, exchange, tries, send_headers=False)
-
-    async def _unary_piece(self, path: str, exchange: _Exchange, text: str) -> AsyncIterator[bytes]:
-        """One piece of a long text as PCM16, with retries of its own."""
-        tries = _Tries(piece_request(exchange.payload, text))
-        yield await self._unary_tries(path, exchange, tries, send_headers=False)
 
     async def choose(self, voice: str, tried: Sequence[str]) -> Endpoint:
         """Picks a pod for `voice`, waiting briefly for room if allowed; raises TTSError."""

@@ -37,6 +37,7 @@ TUNING = {
     "fanout_min_chars": "texts this long are split at sentences over several pods",
     "fanout_parallel": "pieces of one request synthesized at once (0: never split)",
     "max_text_chars": "longest text accepted; longer is INVALID_ARGUMENT",
+    "max_unary_bytes": "largest Synthesize answer joined from pieces; larger is refused up front",
 }
 
 

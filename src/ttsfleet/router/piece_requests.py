@@ -1,44 +1,69 @@
 """The router's side of fan-out: piece requests built from the caller's bytes, and joined answers.
 
+Pieces are always streamed as PCM16, whatever the caller asked for, so that
+their audio can be joined and encoded once (a stream of Ogg or FLAC pieces
+would be several files), and so that no piece meets a unary size limit.
 Scheduling the pieces is `ttsfleet.pieces`; this module only speaks the wire.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TypeAlias
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
-from ttsfleet.audio import wav_file
+from ttsfleet import codecs
 from ttsfleet.proto import tts_pb2
 
-Encoding: TypeAlias = tts_pb2.AudioEncoding
-PCM16 = tts_pb2.AUDIO_ENCODING_PCM16
 
-
-def piece_request(raw: bytes, text: str, encoding: Encoding = PCM16) -> bytes:
-    """A request's bytes with its text and encoding replaced by a piece's.
+def piece_request(raw: bytes, text: str, sample_rate: int = 0) -> bytes:
+    """A request's bytes with its text replaced by a piece's, asking for PCM16 at `sample_rate`.
 
     Appending fields to an encoded message overrides earlier values of the
-    same fields, so the rest of the caller's request passes through untouched.
-    Pieces are asked for PCM16 so their audio can be joined.
+    same fields, so the rest of the caller's request passes through
+    untouched (a zero sample rate is not written: the caller's stays).
     """
-    return raw + tts_pb2.TTSRequest(text=text, encoding=encoding).SerializeToString()
+    return (
+        raw
+        + tts_pb2.TTSRequest(
+            text=text, encoding=tts_pb2.AUDIO_ENCODING_PCM16, sample_rate=sample_rate
+        ).SerializeToString()
+    )
 
 
-def joined_response(parts: Sequence[bytes], encoding: Encoding) -> bytes:
-    """One encoded TTSResponse from the encoded PCM16 responses of a request's pieces, in order.
+def piece_rate(codec: codecs.Codec, requested: int) -> int:
+    """The rate to ask pieces for: the caller's, or the codec's own (0: the voice's)."""
+    if requested:
+        codec.check_rate(requested)
+    return requested or codec.default_rate
 
-    `encoding` is what the caller asked for: PCM16, or WAV (also for unspecified).
-    """
-    responses = [tts_pb2.TTSResponse.FromString(part) for part in parts]
-    first = responses[0]
-    pcm = b"".join(r.audio for r in responses)
-    wanted = PCM16 if encoding == PCM16 else tts_pb2.AUDIO_ENCODING_WAV
+
+def joined_response(
+    chunks: Sequence[bytes], codec: codecs.Codec, voice: str, request_id: str
+) -> bytes:
+    """One encoded TTSResponse from the encoded PCM16 chunks of a request's pieces, in order."""
+    parsed = [tts_pb2.AudioChunk.FromString(chunk) for chunk in chunks]
+    rate = parsed[0].sample_rate if parsed else 0
+    pcm = b"".join(chunk.chunk for chunk in parsed)
     return tts_pb2.TTSResponse(
-        audio=pcm if wanted == PCM16 else wav_file(pcm, first.sample_rate),
-        sample_rate=first.sample_rate,
-        encoding=wanted,
-        voice=first.voice,
-        request_id=first.request_id,
-        audio_seconds=sum(r.audio_seconds for r in responses),
+        audio=codecs.encode(pcm, rate, codec),
+        sample_rate=rate,
+        encoding=codec.encoding,
+        voice=voice,
+        request_id=request_id,
+        audio_seconds=len(pcm) / 2 / rate if rate else 0.0,
     ).SerializeToString()
+
+
+async def encoded_chunks(chunks: AsyncIterator[bytes], codec: codecs.Codec) -> AsyncIterator[bytes]:
+    """Encoded PCM16 chunks of a stream re-encoded in `codec`; PCM16 passes through untouched."""
+    if codec is codecs.PCM16:
+        async for chunk in chunks:
+            yield chunk
+        return
+
+    async def pcm() -> AsyncGenerator[tuple[bytes, int], None]:
+        async for raw in chunks:
+            chunk = tts_pb2.AudioChunk.FromString(raw)
+            yield chunk.chunk, chunk.sample_rate
+
+    async for data, rate in codecs.encode_stream(pcm(), codec):
+        yield tts_pb2.AudioChunk(chunk=data, sample_rate=rate).SerializeToString()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ttsfleet.manifests import DEFAULT_MAX_UNARY_BYTES
 from ttsfleet.pieces import FanoutPolicy
 from ttsfleet.router.picker import PICKERS
 
@@ -44,6 +45,10 @@ class RouterSettings:
     fanout_parallel: int = 4
     # Longest text the router accepts; pods limit each piece on their own.
     max_text_chars: int = 100_000
+    # Largest answer to a unary Synthesize the router joins from pieces; a
+    # text whose audio could be larger is refused before any piece is sent
+    # (pods check the requests they answer whole against their pool's limit).
+    max_unary_bytes: int = DEFAULT_MAX_UNARY_BYTES
 
     @property
     def fanout(self) -> FanoutPolicy:
