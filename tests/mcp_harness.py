@@ -190,16 +190,16 @@ class Fleet:
     jobs_db: Path
     access: Path
 
+    def args(self) -> list[str]:
+        """`ttsfleet mcp` flags for this fleet's namespace, identity, pods, logs and jobs."""
+        return [
+            "--access", str(self.access),
+            "--kubeconfig", str(self.kubeconfig),
+            "--namespace", self.namespace,
+            "--load-address", f"127.0.0.1:{self.load_port}",
+            "--router-log", str(self.router_log),
+            "--jobs-backend", f"sqlite://{self.jobs_db}",
+        ]  # fmt: skip
+
     def start(self, *args: str) -> McpProcess:
-        return McpProcess(
-            self.workdir,
-            [
-                "--access", str(self.access),
-                "--kubeconfig", str(self.kubeconfig),
-                "--namespace", self.namespace,
-                "--load-address", f"127.0.0.1:{self.load_port}",
-                "--router-log", str(self.router_log),
-                "--jobs-backend", f"sqlite://{self.jobs_db}",
-                *args,
-            ],
-        )  # fmt: skip
+        return McpProcess(self.workdir, [*self.args(), *args])

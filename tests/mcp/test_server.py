@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
 import uuid
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from cluster.control_plane import ControlPlane
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.shared.exceptions import MCPError
 from mcp_harness import (
     GRANTS,
@@ -289,3 +292,31 @@ async def test_scale_acts_only_on_a_second_identitys_approval(
         process.stop()
         fleet.cluster.kubectl("scale", "ttspool/english", "--replicas=2")
         install_mcp_rbac(control_plane, fleet.namespace)
+
+
+async def test_stdio_serves_whoever_the_local_token_names(fleet: Fleet) -> None:
+    audit = fleet.workdir / "stdio-audit.jsonl"
+    argv = ["-m", "ttsfleet.cli", "mcp", "--transport", "stdio", "--audit-log", str(audit)]
+    outcomes = []
+    for token in (TOKENS["bob"], ""):
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=[*argv, *fleet.args()],
+            env={"TTSFLEET_MCP_TOKEN": token},
+            cwd=fleet.workdir,
+        )
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            overview = await session.call_tool("fleet_overview", {})
+            outcomes.append(overview.is_error)
+            if token:
+                assert [p["name"] for p in answer(overview)["pools"]] == ["english", "huge"]
+                refused = refusal(await session.call_tool("pool_load", {"pool": "english"}))
+                assert refused.endswith("bob may not call pool_load")
+    assert outcomes == [False, True]
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [(r["who"], r["tool"], r["outcome"]) for r in records] == [
+        ("bob", "fleet_overview", "ok"),
+        ("bob", "pool_load", "refused"),
+        (None, "fleet_overview", "refused"),
+    ]
