@@ -76,7 +76,7 @@ class Load:
     in_flight: int
     queue_capacity: int
     draining: bool
-    queued_audio_seconds: float = 0.0
+    queued_audio_seconds: float
 
 
 class Scheduler:
@@ -226,21 +226,21 @@ class Scheduler:
         self._on_batch(len(batch))
         loop = asyncio.get_running_loop()
         try:
-            pieces = await loop.run_in_executor(executor, _advance, batch)
+            results = await loop.run_in_executor(executor, _advance, batch)
         except Exception as error:  # the engine failed: every request in the batch learns why
             for synthesis in batch:
                 synthesis.output.put_nowait(error)
                 self.cancel(synthesis)
             return
         rate = batch[0].engine.info.sample_rate
-        for synthesis, piece in zip(batch, pieces, strict=True):
+        for synthesis, (stream, piece) in zip(batch, results, strict=True):
             if synthesis not in self._active:
                 continue  # cancelled during the step
             synthesis.started = True
             if piece.size:
                 synthesis.output.put_nowait(piece)
                 synthesis.pending_seconds = max(synthesis.pending_seconds - piece.size / rate, 0)
-            if synthesis.stream is None or synthesis.stream.done:
+            if stream.done:
                 synthesis.stream = None
                 synthesis.next_utterance += 1
             if synthesis.finished:
@@ -258,8 +258,11 @@ def _lower_priority() -> None:
     os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _REST_LANE_NICENESS)
 
 
-def _advance(batch: list[Synthesis]) -> list[Audio]:
-    """On the lane's thread: prepares the batch's new utterances, then runs one step of all."""
+def _advance(batch: list[Synthesis]) -> list[tuple[Stream, Audio]]:
+    """On the lane's thread: prepares the batch's new utterances, then runs one step of all.
+
+    Returns each request's stream with the piece it made.
+    """
     engine = batch[0].engine
     fresh = [work for work in batch if work.stream is None]
     prepared = iter(
@@ -272,4 +275,4 @@ def _advance(batch: list[Synthesis]) -> list[Audio]:
         if work.stream is None:
             work.stream = next(prepared)
         streams.append(work.stream)
-    return engine.step(streams)
+    return list(zip(streams, engine.step(streams), strict=True))
