@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from ttsfleet import tracing
+
 SUBCOMMANDS = {
     "up": ("ttsfleet.local.fleet", "run the manifests as a local fleet on loopback"),
     "say": ("ttsfleet.say", "synthesize text through a running endpoint into a WAV file"),
@@ -38,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ttsfleet: unknown command {args[0]!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(SUBCOMMANDS[args[0]][0])
-    result: int = module.main(args[1:])
+    tracing.configure(args[0])
+    try:
+        result: int = module.main(args[1:])
+    finally:
+        tracing.shutdown()
     return result
 
 

@@ -2,7 +2,8 @@
 
 The request id and the caller's identity (tenant) live in context variables,
 so every log call made while a request is handled, in any module, carries
-them without being passed around.
+them without being passed around; so do the trace and span ids of
+OpenTelemetry's current span, when tracing is on (see `tracing`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import logging
 import sys
 
 from pythonjsonlogger.json import JsonFormatter
+
+from ttsfleet import tracing
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 tenant: contextvars.ContextVar[str] = contextvars.ContextVar("tenant", default="")
@@ -25,6 +28,8 @@ class _RequestIdFilter(logging.Filter):
         who = tenant.get()
         if who:
             record.tenant = who
+        for key, value in tracing.log_ids().items():
+            setattr(record, key, value)
         return True
 
 
