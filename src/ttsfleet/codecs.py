@@ -70,6 +70,16 @@ class Codec:
             return rate
         return min((r for r in self.rates if r >= rate), default=max(self.rates))
 
+    def source_rate(self, requested: int) -> int:
+        """The rate to ask a voice's PCM for before encoding: as `rate`, 0 meaning the voice's own.
+
+        For callers (the router's pieces, the gateway) that encode audio
+        the fleet made, without knowing the voice's rate in advance.
+        """
+        if requested:
+            self.check_rate(requested)
+        return requested or self.default_rate
+
     def check_rate(self, requested: int) -> None:
         if self.rates is not None and requested not in self.rates:
             raise TTSError(

@@ -6,9 +6,12 @@ import struct
 from pathlib import Path
 
 import httpx
+import pytest
 from audio_checks import pcm16
 from job_helpers import running_gateway, sentences
 from timed_fleet import SAMPLE_RATE, free_port, running_router, timed_pods, until, words
+
+from ttsfleet.gateway.openai_voices import VoiceMap
 
 SAMPLES_PER_WORD = 320
 
@@ -29,11 +32,39 @@ async def test_wav_streams_with_an_open_ended_header_and_every_word_in_order(
     assert pcm16(data[44:]).size == len(text.split()) * SAMPLES_PER_WORD
 
 
-async def test_pcm_is_raw_samples_and_the_voice_may_be_left_out(http: httpx.AsyncClient) -> None:
+async def test_pcm_is_raw_samples_at_24_khz_and_the_voice_may_be_left_out(
+    http: httpx.AsyncClient,
+) -> None:
     body = {"model": "tts-1", "input": "one two three", "response_format": "pcm", "speed": 1.5}
     response = await http.post("/v1/audio/speech", json=body)
     assert response.status_code == 200 and response.headers["content-type"] == "audio/pcm"
-    assert len(response.content) == 3 * SAMPLES_PER_WORD * 2
+    assert response.headers["x-sample-rate"] == "24000"
+    resampled = 3 * SAMPLES_PER_WORD * 24000 / SAMPLE_RATE
+    assert len(response.content) / 2 == pytest.approx(resampled, abs=2)
+
+
+async def test_openai_voice_names_map_to_fleet_voices(tmp_path: Path) -> None:
+    """A configured name goes to its voice, other OpenAI names to the default, others through."""
+    voices = ("timed", "second")
+    async with (
+        timed_pods([0.0], voices=voices) as pods,
+        running_router(pods, voices=voices) as router,
+        running_gateway(
+            tmp_path, router.port, workers=0, openai_voices=VoiceMap({"nova": "second"})
+        ) as gateway,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}") as http,
+    ):
+        for voice in ("nova", "alloy", "second", "timed"):
+            body = {"model": "tts-1", "input": "hello", "voice": voice, "response_format": "pcm"}
+            assert (await http.post("/v1/audio/speech", json=body)).status_code == 200
+    spoken = {
+        voice: pods[0].metrics.registry.get_sample_value(
+            "ttsfleet_inference_requests_total",
+            {"method": "StreamSynthesize", "voice": voice, "code": "OK"},
+        )
+        for voice in voices
+    }
+    assert spoken == {"timed": 2.0, "second": 2.0}
 
 
 async def test_errors_are_json_in_openais_shape(http: httpx.AsyncClient) -> None:
@@ -41,10 +72,10 @@ async def test_errors_are_json_in_openais_shape(http: httpx.AsyncClient) -> None
     assert unknown.status_code == 400
     assert unknown.json()["error"]["param"] == "voice"
     assert "unknown voice 'x'" in unknown.json()["error"]["message"]
-    mp3 = await http.post(
-        "/v1/audio/speech", json={"model": "m", "input": "Hi.", "response_format": "mp3"}
+    ogg = await http.post(
+        "/v1/audio/speech", json={"model": "m", "input": "Hi.", "response_format": "ogg"}
     )
-    assert mp3.status_code == 400 and mp3.json()["error"]["param"] == "response_format"
+    assert ogg.status_code == 400 and ogg.json()["error"]["param"] == "response_format"
     missing = await http.post("/v1/audio/speech", json={"input": "Hi."})
     assert missing.status_code == 400 and missing.json()["error"]["param"] == "model"
 

@@ -9,7 +9,7 @@ from audio_checks import read_wav
 from ttsfleet import codecs
 from ttsfleet.errors import TTSError
 from ttsfleet.proto import tts_pb2
-from ttsfleet.router.piece_requests import joined_response, piece_rate, piece_request
+from ttsfleet.router.piece_requests import joined_response, piece_request
 
 
 def test_piece_requests_keep_every_other_field() -> None:
@@ -25,13 +25,13 @@ def test_piece_requests_keep_every_other_field() -> None:
 def test_pieces_are_asked_for_the_rate_the_codec_needs() -> None:
     mulaw = codecs.CODECS[tts_pb2.AUDIO_ENCODING_MULAW]
     opus = codecs.CODECS[tts_pb2.AUDIO_ENCODING_OGG_OPUS]
-    assert (piece_rate(mulaw, 0), piece_rate(opus, 0), piece_rate(codecs.WAV, 0)) == (
+    assert (mulaw.source_rate(0), opus.source_rate(0), codecs.WAV.source_rate(0)) == (
         8000,
         24000,
         0,
     )
     with pytest.raises(TTSError) as refused:
-        piece_rate(opus, 22050)
+        opus.source_rate(22050)
     assert refused.value.code is grpc.StatusCode.INVALID_ARGUMENT
     assert "OGG_OPUS takes sample rates 8000, 12000, 16000, 24000, 48000 Hz" in str(refused.value)
 

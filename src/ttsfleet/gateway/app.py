@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ttsfleet.gateway import errors, jobs_api, speech_api
 from ttsfleet.gateway.auth import Gatekeeper, GatekeeperMiddleware, RateLimit
+from ttsfleet.gateway.openai_voices import VoiceMap
 from ttsfleet.jobs.fleet_client import FleetClient
 from ttsfleet.jobs.metrics import JobMetrics
 from ttsfleet.jobs.service import JobService
@@ -36,6 +37,7 @@ def create_app(
     gatekeeper: Gatekeeper | None = None,
     max_body_bytes: int = 1 << 20,
     alive: Callable[[], bool] = lambda: True,
+    openai_voices: VoiceMap | None = None,
 ) -> FastAPI:
     """The HTTP API; `alive` says whether the process still does its work (its job workers)."""
     app = FastAPI(title="ttsfleet gateway", version="1", description=DESCRIPTION)
@@ -44,6 +46,7 @@ def create_app(
     app.state.jobs = jobs
     app.state.fleet = fleet
     app.state.speech_slots = speech_api.StreamSlots(max_streams)
+    app.state.openai_voices = openai_voices or VoiceMap()
     errors.install(app)
     app.add_middleware(GatekeeperMiddleware, gatekeeper=gatekeeper, max_body_bytes=max_body_bytes)
     gatekeeper_answers = errors.responses(*GATEKEEPER_STATUSES)

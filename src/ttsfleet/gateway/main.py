@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ttsfleet import logs
 from ttsfleet.gateway.auth import ApiKeys, RateLimit
+from ttsfleet.gateway.openai_voices import VoiceMap
 from ttsfleet.gateway.server import Gateway
 from ttsfleet.jobs import options
 
@@ -51,6 +52,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=1 << 20,
         help="larger request bodies get 413 (gRPC: RESOURCE_EXHAUSTED)",
     )
+    add(
+        "--openai-voice",
+        action="append",
+        default=[],
+        metavar="NAME=VOICE",
+        help="speak OpenAI's voice NAME (alloy, nova, ...) with fleet voice VOICE (repeat); "
+        "unmapped OpenAI names get the fleet's default voice",
+    )
     add("--log-format", choices=("json", "text"), default="json")
     return parser.parse_args(argv)
 
@@ -69,6 +78,7 @@ async def run(args: argparse.Namespace) -> int:
             rate=RateLimit(args.rate, args.rate_burst),
             max_queued_per_tenant=args.max_queued_per_tenant,
             max_body_bytes=args.max_body_bytes,
+            openai_voices=VoiceMap.parse(args.openai_voice),
         )
         await gateway.start(args.host, args.port, None if args.grpc_port < 0 else args.grpc_port)
         print(

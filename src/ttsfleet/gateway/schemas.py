@@ -79,13 +79,28 @@ class SpeechRequest(BaseModel):
     )
     input: str = Field(min_length=1, max_length=MAX_SPEECH_INPUT, pattern=SPEAKABLE)
     voice: str = Field(
-        "", max_length=MAX_NAME, description="A voice name; empty: the fleet's default."
+        "",
+        max_length=MAX_NAME,
+        description="A fleet voice, or one of OpenAI's names (alloy, nova, ...): each maps to "
+        "the voice the gateway is configured with, by default the fleet's default voice.",
     )
-    response_format: Literal["wav", "pcm"] = Field(
-        "wav", description="wav (streamed, length unknown) or pcm (16-bit little-endian mono)."
+    response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm", "mulaw", "alaw"] = Field(
+        "mp3",
+        description="OpenAI's six (opus comes in Ogg; pcm is 24 kHz 16-bit little-endian mono; "
+        "wav is streamed, its length unknown), plus mulaw and alaw (headerless G.711, 8 kHz).",
     )
     speed: float = Field(1.0, ge=MIN_SPEED, le=MAX_SPEED)
-    instructions: str | None = Field(None, max_length=4096, description="Accepted and ignored.")
+    stream_format: Literal["audio", "sse"] = Field(
+        "audio",
+        description="audio: the file's bytes as they are made; sse: server-sent events "
+        "speech.audio.delta (base64 audio) then speech.audio.done.",
+    )
+    instructions: str | None = Field(
+        None,
+        max_length=4096,
+        description="Accepted and ignored: Piper voices take no style instructions "
+        "(the X-Instructions header says so).",
+    )
 
 
 class ErrorDetail(BaseModel):

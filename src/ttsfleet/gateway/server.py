@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 from ttsfleet.gateway.app import create_app
 from ttsfleet.gateway.auth import ApiKeys, Gatekeeper, RateLimit
 from ttsfleet.gateway.grpc_jobs import JobsService
+from ttsfleet.gateway.openai_voices import VoiceMap
 from ttsfleet.jobs.fleet_client import FleetClient
 from ttsfleet.jobs.options import Parts
 from ttsfleet.jobs.service import JobService
@@ -54,6 +55,7 @@ class Gateway:
         rate: RateLimit | None = None,
         max_queued_per_tenant: int = 0,
         max_body_bytes: int = 1 << 20,
+        openai_voices: VoiceMap | None = None,
     ) -> None:
         self.jobs = JobService(
             parts.backend,
@@ -66,7 +68,13 @@ class Gateway:
         self.worker_task: asyncio.Task[None] | None = None
         self.gatekeeper = Gatekeeper(api_keys, rate or RateLimit(0, 0), parts.metrics)
         self.app = create_app(
-            self.jobs, parts.fleet, max_streams, self.gatekeeper, max_body_bytes, self.alive
+            self.jobs,
+            parts.fleet,
+            max_streams,
+            self.gatekeeper,
+            max_body_bytes,
+            self.alive,
+            openai_voices,
         )
         self._grpc = grpc.aio.server(options=[("grpc.max_receive_message_length", max_body_bytes)])
         self._health = health.aio.HealthServicer()

@@ -38,7 +38,6 @@ from ttsfleet.router.metrics import RouterMetrics
 from ttsfleet.router.piece_requests import (
     encoded_chunks,
     joined_response,
-    piece_rate,
     piece_request,
 )
 from ttsfleet.router.saturation import saturated
@@ -128,7 +127,7 @@ class Forwarder:
             pieces = self._pieces(request)
             if len(pieces) > 1:
                 codec = codecs.codec(request.encoding, streaming=False)
-                rate = piece_rate(codec, request.sample_rate)
+                rate = codec.source_rate(request.sample_rate)
                 codecs.check_unary_size(
                     codec,
                     text.speech_seconds_bound(request.text, request.speed or 1.0),
@@ -173,7 +172,7 @@ class Forwarder:
             pieces = self._pieces(request)
             if len(pieces) > 1:
                 codec = codecs.codec(request.encoding, streaming=True)
-                rate = piece_rate(codec, request.sample_rate)
+                rate = codec.source_rate(request.sample_rate)
                 chunks = fan_out(
                     pieces,
                     functools.partial(self._stream_piece, path, exchange, rate),

@@ -29,13 +29,6 @@ def piece_request(raw: bytes, text: str, sample_rate: int = 0) -> bytes:
     )
 
 
-def piece_rate(codec: codecs.Codec, requested: int) -> int:
-    """The rate to ask pieces for: the caller's, or the codec's own (0: the voice's)."""
-    if requested:
-        codec.check_rate(requested)
-    return requested or codec.default_rate
-
-
 def joined_response(
     chunks: Sequence[bytes], codec: codecs.Codec, voice: str, request_id: str
 ) -> bytes:
