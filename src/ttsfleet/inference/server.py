@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from ttsfleet import tracing
 from ttsfleet.inference.engine import VoiceEngine
 from ttsfleet.inference.engines.registry import load_engine
 from ttsfleet.inference.metrics import InferenceMetrics
@@ -54,7 +55,7 @@ class InferenceServer:
         self._config = config
         self._engines = engines
         self._health = health.aio.HealthServicer()
-        self._server = grpc.aio.server()
+        self._server = grpc.aio.server(interceptors=tracing.server_interceptors())
         self._worker: asyncio.Task[None] | None = None
         self._gauges: asyncio.Task[None] | None = None
         self._service_names: list[str] = []

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from ttsfleet import tracing
 from ttsfleet.router.discovery import Topology
 
 if TYPE_CHECKING:  # settings name the pickers, which read this module's snapshots
@@ -112,7 +113,7 @@ class Datastore:
             if known:
                 removed.append(known)
                 self._close_later(known.channel)
-            channel = grpc.aio.insecure_channel(address)
+            channel = grpc.aio.insecure_channel(address, interceptors=tracing.client_interceptors())
             self._endpoints[address] = Endpoint(address, pool.name, pool.voices, channel)
         self._notify()
         return removed

@@ -12,7 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from ttsfleet import wire
+from ttsfleet import tracing, wire
 from ttsfleet.router import picker as picking
 from ttsfleet.router.catalog import Catalog
 from ttsfleet.router.discovery import Discovery, Topology
@@ -46,7 +46,7 @@ class RouterServer:
         self._discovering: asyncio.Task[None] | None = None
         self._health = health.aio.HealthServicer()
         auth = [BearerTokenAuth(self.settings.auth_tokens)] if self.settings.auth_tokens else []
-        self._server = grpc.aio.server(interceptors=auth)
+        self._server = grpc.aio.server(interceptors=[*auth, *tracing.server_interceptors()])
         self._metrics_http: Any = None
         self.port = 0
         self.metrics_port = 0
