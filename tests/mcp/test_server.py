@@ -35,6 +35,7 @@ from ttsfleet import logs
 from ttsfleet.inference.server import InferenceServer
 from ttsfleet.jobs.backend import open_backend
 from ttsfleet.jobs.model import JobSpec
+from ttsfleet.mcp.server import CORRELATION_META
 from ttsfleet.proto import tts_pb2
 from ttsfleet.router.server import RouterServer
 
@@ -185,14 +186,17 @@ async def test_a_tool_outside_the_grant_is_refused_until_granted(
     server: McpProcess, fleet: Fleet
 ) -> None:
     async with connect(server.url, TOKENS["bob"]) as session:
-        overview = answer(await session.call_tool("fleet_overview", {}))
-        refused = refusal(await session.call_tool("pool_load", {"pool": "english"}))
-    assert refused == "Error executing tool pool_load: bob may not call pool_load"
+        overview = await session.call_tool("fleet_overview", {})
+        refused = await session.call_tool("pool_load", {"pool": "english"})
+    assert refusal(refused) == "bob may not call pool_load"
     ok, no = server.audit()[-2:]
     assert (ok["who"], ok["tool"], ok["outcome"]) == ("bob", "fleet_overview", "ok")
-    assert ok["correlation_id"] == overview["correlationId"]
     assert (no["who"], no["tool"], no["outcome"]) == ("bob", "pool_load", "refused")
     assert no["params"] == {"pool": "english"} and no["detail"] == "bob may not call pool_load"
+    # The correlation id the audit keeps is the one the caller was given.
+    assert [ok["correlation_id"], no["correlation_id"]] == [
+        (r.meta or {})[CORRELATION_META] for r in (overview, refused)
+    ]
     for record in (ok, no):
         assert record["timestamp"].startswith("20") and 0 <= record["duration_ms"] < 30_000
 
@@ -205,11 +209,23 @@ async def test_a_tool_outside_the_grant_is_refused_until_granted(
         access_file(fleet.access, GRANTS)
 
 
+async def test_calls_the_schema_refuses_are_audited_too(server: McpProcess) -> None:
+    async with connect(server.url, TOKENS["dave"]) as session:
+        too_many = await session.call_tool("pool_events", {"pool": "english", "limit": 10_000})
+        assert too_many.is_error
+        unknown = await session.call_tool("delete_pool", {"pool": "english"})
+        assert unknown.is_error
+    bad, missing = server.audit()[-2:]
+    assert (bad["who"], bad["tool"], bad["outcome"]) == ("dave", "pool_events", "error")
+    assert bad["params"] == {"pool": "english", "limit": 10_000}
+    assert (missing["tool"], missing["outcome"]) == ("delete_pool", "error")
+
+
 async def test_an_oidc_jwt_names_an_identity(server: McpProcess) -> None:
     async with connect(server.url, ISSUER_KEY.token("erin@example.com")) as session:
         answer(await session.call_tool("fleet_overview", {}))
         refused = refusal(await session.call_tool("pool_events", {"pool": "english"}))
-    assert refused.endswith("erin may not call pool_events")
+    assert refused == "erin may not call pool_events"
     assert [r["who"] for r in server.audit()[-2:]] == ["erin", "erin"]
 
 

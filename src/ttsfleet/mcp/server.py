@@ -10,15 +10,15 @@ door (no token, an unknown one) are audited too, with no identity.
 from __future__ import annotations
 
 import contextvars
-import functools
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.settings import AuthSettings
+from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
@@ -45,7 +45,9 @@ BOUNDED_WRITE = ToolAnnotations(
 READ_TOOLS = ("fleet_overview", "pool_load", "request_path", "pool_events")
 WRITE_TOOLS = ("propose_scale", "approve_scale")
 
+# Set by the Governor for the tool running now.
 caller: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="")
+CORRELATION_META = "ttsfleet.dev/correlation-id"
 
 PoolName = Annotated[str, Field(description="the TTSPool's name", min_length=1, max_length=253)]
 
@@ -58,8 +60,14 @@ class Settings:
     approval_ttl_seconds: float = 900.0
 
 
-class Governor:
-    """Identity, grant, correlation id and audit around every tool."""
+class Governor(ServerMiddleware[Any]):
+    """Identity, grant, correlation id and audit around every tools/call, as SDK middleware.
+
+    Middleware sees every call, including one for an unknown tool or with
+    arguments its schema refuses, so each is audited. The identity is looked
+    up again on each call, so a grant revoked in the access file applies to
+    sessions already open.
+    """
 
     def __init__(self, access: AccessFile, audit: Audit, local_token: str = "") -> None:
         self.access = access
@@ -68,46 +76,66 @@ class Governor:
 
     def _identity(self) -> Identity | None:
         token = get_access_token()
-        if token is not None:
-            return Identity(token.client_id, frozenset(token.scopes))
-        return self.access.identify(self._local_token) if self._local_token else None
+        presented = token.token if token is not None else self._local_token
+        return self.access.identify(presented) if presented else None
 
-    def govern(self, name: str, tool: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
-        @functools.wraps(tool)
-        async def governed(**params: Any) -> Any:
-            started, correlation_id = time.time(), uuid.uuid4().hex
-            identity = self._identity()
-            who = identity.name if identity else None
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        if ctx.method != "tools/call":
+            return await call_next(ctx)
+        params = ctx.params or {}
+        tool, arguments = str(params.get("name", "")), params.get("arguments") or {}
+        started, correlation_id = time.time(), uuid.uuid4().hex
+        identity = self._identity()
+        who = identity.name if identity else None
 
-            def record(outcome: str, detail: str = "") -> None:
-                self.audit.record(
-                    who=who,
-                    tool=name,
-                    params=params,
-                    outcome=outcome,
-                    started=started,
-                    correlation_id=correlation_id,
-                    detail=detail,
-                )
+        def record(outcome: str, detail: str = "") -> None:
+            self.audit.record(
+                who=who,
+                tool=tool,
+                params=arguments,
+                outcome=outcome,
+                started=started,
+                correlation_id=correlation_id,
+                detail=detail,
+            )
 
-            if identity is None or not identity.may(name):
-                refusal = f"{who or 'an unauthenticated caller'} may not call {name}"
-                record("refused", refusal)
-                raise ToolError(refusal)
-            logs.request_id.set(correlation_id)
-            caller.set(identity.name)
-            try:
-                answer = await tool(**params)
-            except (ToolError, ValueError) as error:
-                record("error", str(error))
-                raise ToolError(str(error)) from error
-            except Exception as error:
-                record("error", f"{type(error).__name__}: {error}")
-                raise
-            record("ok")
-            return {"correlationId": correlation_id, **answer}
+        if identity is None or not identity.may(tool):
+            refusal = f"{who or 'an unauthenticated caller'} may not call {tool}"
+            record("refused", refusal)
+            return _tagged(_error(refusal), correlation_id)
+        request_id, name = logs.request_id.set(correlation_id), caller.set(identity.name)
+        try:
+            result = await call_next(ctx)
+        except Exception as error:
+            record("error", f"{type(error).__name__}: {error}")
+            raise
+        finally:
+            logs.request_id.reset(request_id)
+            caller.reset(name)
+        failure = _failure(result)
+        record("ok" if failure is None else "error", failure or "")
+        return _tagged(result, correlation_id)
 
-        return governed
+
+def _error(text: str) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": text}], "isError": True}
+
+
+def _failure(result: HandlerResult) -> str | None:
+    """A failed call's message, or None (tool results reach middleware as wire dicts)."""
+    match result:
+        case {"isError": True, "content": list(items)}:
+            return " ".join(str(c.get("text", "")) for c in items if isinstance(c, dict))
+    return None
+
+
+def _tagged(result: HandlerResult, correlation_id: str) -> HandlerResult:
+    """The result with the call's correlation id in its _meta, where clients can quote it."""
+    if not isinstance(result, dict):
+        return result
+    return {**result, "_meta": {**(result.get("_meta") or {}), CORRELATION_META: correlation_id}}
 
 
 class FleetTools:
@@ -190,7 +218,7 @@ class FleetTools:
         """Propose setting a pool's replicas within its own min/max; acts only once a second
         identity calls approve_scale with the proposal's id."""
         body, _ = await self._pool(pool)
-        low, high = tools.scale_bounds(body, replicas)
+        low, high = _bounds(body, replicas)
         proposal = self._approvals.propose(caller.get(), self._kube.namespace, pool, replicas)
         return {
             "proposalId": proposal.id,
@@ -209,7 +237,7 @@ class FleetTools:
         except ApprovalError as error:
             raise ToolError(str(error)) from error
         body, _ = await self._pool(proposal.pool)
-        tools.scale_bounds(body, proposal.replicas)
+        _bounds(body, proposal.replicas)
         scale = await self._kube.scale(proposal.pool, proposal.replicas, logs.request_id.get())
         return {
             "pool": proposal.pool,
@@ -220,12 +248,20 @@ class FleetTools:
         }
 
 
+def _bounds(pool: dict[str, Any], replicas: int) -> tuple[int, int]:
+    try:
+        return tools.scale_bounds(pool, replicas)
+    except tools.BoundsError as error:
+        raise ToolError(str(error)) from error
+
+
 def build(governor: Governor, fleet: FleetTools, scale_enabled: bool) -> MCPServer:
     """The MCPServer with the read tools, and the scale pair only when enabled."""
     server = MCPServer(
         "ttsfleet",
         instructions="Read-only views of a ttsfleet TTS fleet for on-call engineers.",
         token_verifier=governor.access,
+        middleware=[governor],
         # Tokens are checked here, not issued: the issuer URL is required but never served.
         auth=AuthSettings(
             issuer_url=AnyHttpUrl("http://127.0.0.1"),
@@ -237,12 +273,7 @@ def build(governor: Governor, fleet: FleetTools, scale_enabled: bool) -> MCPServ
     if scale_enabled:
         chosen += [(n, BOUNDED_WRITE) for n in WRITE_TOOLS]
     for name, hints in chosen:
-        server.add_tool(
-            governor.govern(name, getattr(fleet, name)),
-            name=name,
-            annotations=hints,
-            structured_output=False,
-        )
+        server.add_tool(getattr(fleet, name), name=name, annotations=hints, structured_output=False)
 
     server.custom_route("/healthz", methods=["GET"])(_healthz)
     return server
