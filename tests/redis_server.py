@@ -14,15 +14,16 @@ import redis
 from timed_fleet import free_port
 
 
-@contextlib.contextmanager
-def redis_server(workdir: Path, host: str = "127.0.0.1") -> Iterator[str]:
-    """Starts redis-server on a free port of `host` (append-only file on) and yields its URL."""
+def start_redis(workdir: Path, port: int, host: str = "127.0.0.1") -> subprocess.Popen[bytes]:
+    """redis-server on host:port (append-only file in workdir, fsync always), once it answers.
+
+    Started again with the same workdir and port, it comes back with its data.
+    """
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail(
             "redis-server is not installed: run `make system-deps` (apt-get install redis-server)"
         )
-    port = free_port()
     process = subprocess.Popen(
         [
             binary, "--bind", host, "--port", str(port), "--dir", str(workdir),
@@ -32,19 +33,24 @@ def redis_server(workdir: Path, host: str = "127.0.0.1") -> Iterator[str]:
         ],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    url = f"redis://{host}:{port}/0"
-    client = redis.Redis.from_url(url)
-    try:
+    with redis.Redis(host=host, port=port) as client:
         for _ in range(200):
             with contextlib.suppress(redis.ConnectionError):
                 if client.ping():
-                    break
+                    return process
             time.sleep(0.05)
-        else:
-            pytest.fail("redis-server did not answer within 10 s")
-        yield url
+    process.terminate()
+    pytest.fail("redis-server did not answer within 10 s")
+
+
+@contextlib.contextmanager
+def redis_server(workdir: Path, host: str = "127.0.0.1") -> Iterator[str]:
+    """Starts redis-server on a free port of `host` and yields its URL."""
+    port = free_port()
+    process = start_redis(workdir, port, host)
+    try:
+        yield f"redis://{host}:{port}/0"
     finally:
-        client.close()
         process.terminate()
         process.wait(10)
 

@@ -118,13 +118,19 @@ def address(server: InferenceServer) -> str:
 
 @contextlib.asynccontextmanager
 async def timed_pods(
-    steps: Sequence[float], voices: Sequence[str] = (VOICE,), **config: Any
+    steps: Sequence[float],
+    voices: Sequence[str] = (VOICE,),
+    samples_per_chunk: int = 320,
+    **config: Any,
 ) -> AsyncIterator[list[InferenceServer]]:
     """One inference server per step time, each serving `voices` with timed engines."""
     servers = [
         InferenceServer(
             timed_config(*voices, **config),
-            {voice: TimedEngine(voice, step_seconds=step) for voice in voices},
+            {
+                voice: TimedEngine(voice, step_seconds=step, samples_per_chunk=samples_per_chunk)
+                for voice in voices
+            },
         )
         for step in steps
     ]
@@ -141,12 +147,13 @@ async def running_router(
     pool: str = "pool",
     voices: Sequence[str] = (VOICE,),
     default_voice: str = VOICE,
+    port: int = 0,
     **settings: Any,
 ) -> AsyncIterator[RouterServer]:
-    """A router in front of `pods`, waiting until every pod's load is known."""
+    """A router in front of `pods` (on `port`, 0: any), waiting until every pod's load is known."""
     discovery = StaticDiscovery([(address(p), pool, voices) for p in pods], default_voice)
     router = RouterServer(discovery, RouterSettings(**settings))
-    await router.start("127.0.0.1", 0)
+    await router.start("127.0.0.1", port)
     try:
         store = router.datastore
         await until(

@@ -43,10 +43,16 @@ class FleetClient:
         self.retry = retry or RetryPolicy()
         self._timeout = piece_timeout
         self._metadata = wire.bearer(token)
+        # gRPC's reconnect backoff grows to 120 s by default: a router back from an outage
+        # would sit unused for minutes. Five seconds at most.
+        options = [
+            ("grpc.initial_reconnect_backoff_ms", 500),
+            ("grpc.max_reconnect_backoff_ms", 5000),
+        ]
         self._channel = (
-            grpc.aio.secure_channel(address, credentials)
+            grpc.aio.secure_channel(address, credentials, options)
             if credentials
-            else grpc.aio.insecure_channel(address)
+            else grpc.aio.insecure_channel(address, options)
         )
         self._stub = tts_pb2_grpc.TTSServiceStub(self._channel)
 

@@ -18,6 +18,9 @@ import uuid
 from typing import Any
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from ttsfleet.jobs.model import LOST, Claim, Job, JobSpec, JobState
@@ -180,7 +183,15 @@ class RedisBackend:
     async def connect(
         cls, url: str, lease_seconds: float = 30.0, prefix: str = "ttsfleet:{jobs}:"
     ) -> RedisBackend:
-        client = redis.from_url(url, decode_responses=True)
+        # A connection Redis closed (a restart) is dialled again at once, a few times, rather
+        # than failing the call: a retried script whose reply was lost may queue its job's
+        # entry twice, which the start script and the claim tokens make harmless.
+        client = redis.from_url(
+            url,
+            decode_responses=True,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+            retry_on_error=[RedisConnectionError, TimeoutError],
+        )
         backend = cls(client, lease_seconds, prefix)
         await backend._ensure_group()
         return backend
