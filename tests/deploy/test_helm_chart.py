@@ -251,6 +251,17 @@ def test_router_command_line_is_what_ttsfleet_router_parses(render: Any) -> None
     assert ports == {"grpc": args.port, "metrics": args.metrics_port}
 
 
+def test_the_router_keeps_serving_then_drains_within_its_grace(render: Any) -> None:
+    """preStop wait, then SIGTERM and the drain: Kubernetes must not kill it before both end."""
+    manifests = render()
+    router = container(manifests, "router")
+    pod = find(manifests, "Deployment", f"{RELEASE}-ttsfleet-router")["spec"]["template"]["spec"]
+    wait = router["lifecycle"]["preStop"]["sleep"]["seconds"]
+    drain = router_main.parse_args(router["args"]).drain_seconds
+    assert wait > 0
+    assert pod["terminationGracePeriodSeconds"] >= wait + drain + 10
+
+
 def test_tls_turns_grpc_probes_into_tcp_probes(render: Any) -> None:
     """The kubelet's gRPC probe speaks plaintext only; it would fail against TLS."""
     plain = container(render(), "router")

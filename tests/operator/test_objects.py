@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from ttsfleet.manifests import pool_from_manifest, voice_from_manifest
+from ttsfleet.inference import main as inference_main
 from ttsfleet.operator import objects
 from ttsfleet.operator.autoscale_policy import LoadSample
 from ttsfleet.operator.drift import differences
@@ -72,6 +73,12 @@ def test_config_is_mounted_read_only_and_passed_to_the_pod() -> None:
     mount = next(m for m in container()["volumeMounts"] if m["name"] == "config")
     assert mount == {"name": "config", "mountPath": "/etc/ttsfleet", "readOnly": True}
     assert container()["args"][:2] == ["--config", "/etc/ttsfleet/pod.yaml"]
+
+
+def test_kubernetes_waits_longer_than_the_pod_drains() -> None:
+    """SIGTERM starts a drain of --drain-seconds; the kill must come only after it."""
+    args = inference_main.parse_args(container()["args"])
+    assert pod_spec()["terminationGracePeriodSeconds"] >= args.drain_seconds + 10
 
 
 def test_changing_a_voice_changes_the_pod_template() -> None:
