@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 import yaml
 
-from ttsfleet.manifests import pool_from_manifest, voice_from_manifest
 from ttsfleet.inference import main as inference_main
+from ttsfleet.manifests import pool_from_manifest, voice_from_manifest
 from ttsfleet.operator import objects
 from ttsfleet.operator.autoscale_policy import LoadSample
 from ttsfleet.operator.drift import differences
