@@ -35,7 +35,7 @@ from ttsfleet import logs
 from ttsfleet.inference.server import InferenceServer
 from ttsfleet.jobs.backend import open_backend
 from ttsfleet.jobs.model import JobSpec
-from ttsfleet.mcp.server import CORRELATION_META
+from ttsfleet.mcp.governance import CORRELATION_META
 from ttsfleet.proto import tts_pb2
 from ttsfleet.router.server import RouterServer
 
@@ -188,25 +188,23 @@ async def test_a_tool_outside_the_grant_is_refused_until_granted(
     async with connect(server.url, TOKENS["bob"]) as session:
         overview = await session.call_tool("fleet_overview", {})
         refused = await session.call_tool("pool_load", {"pool": "english"})
-    assert refusal(refused) == "bob may not call pool_load"
-    ok, no = server.audit()[-2:]
+        assert refusal(refused) == "bob may not call pool_load"
+        ok, no = server.audit()[-2:]
+        # The access file is re-read when it changes: the open session gets the new grant.
+        access_file(fleet.access, {**GRANTS, "bob": ["fleet_overview", "pool_load"]})
+        try:
+            assert answer(await session.call_tool("pool_load", {"pool": "english"}))
+        finally:
+            access_file(fleet.access, GRANTS)
     assert (ok["who"], ok["tool"], ok["outcome"]) == ("bob", "fleet_overview", "ok")
     assert (no["who"], no["tool"], no["outcome"]) == ("bob", "pool_load", "refused")
     assert no["params"] == {"pool": "english"} and no["detail"] == "bob may not call pool_load"
+    for record in (ok, no):
+        assert record["timestamp"].startswith("20") and 0 <= record["duration_ms"] < 30_000
     # The correlation id the audit keeps is the one the caller was given.
     assert [ok["correlation_id"], no["correlation_id"]] == [
         (r.meta or {})[CORRELATION_META] for r in (overview, refused)
     ]
-    for record in (ok, no):
-        assert record["timestamp"].startswith("20") and 0 <= record["duration_ms"] < 30_000
-
-    # The access file is re-read when it changes: no restart to grant a tool.
-    access_file(fleet.access, {**GRANTS, "bob": ["fleet_overview", "pool_load"]})
-    try:
-        async with connect(server.url, TOKENS["bob"]) as session:
-            assert answer(await session.call_tool("pool_load", {"pool": "english"}))
-    finally:
-        access_file(fleet.access, GRANTS)
 
 
 async def test_calls_the_schema_refuses_are_audited_too(server: McpProcess) -> None:

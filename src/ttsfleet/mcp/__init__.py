@@ -4,5 +4,6 @@
 writes one record per call; ``approvals`` holds the write tool's second
 identity; ``kube``, ``load`` and ``sources`` fetch (Kubernetes reads, pods'
 load reports, job records and router logs); ``tools`` answers from what was
-fetched; ``server`` assembles and governs the tools; ``main`` is the command.
+fetched; ``governance`` wraps every call (identity, grant, correlation id,
+audit); ``server`` assembles the tools; ``main`` is the command.
 """

@@ -21,8 +21,9 @@ import uvicorn
 from ttsfleet import logs
 from ttsfleet.mcp.access import AccessFile
 from ttsfleet.mcp.audit import Audit
+from ttsfleet.mcp.governance import Governor, audit_refusals
 from ttsfleet.mcp.kube import Kube, api_client
-from ttsfleet.mcp.server import FleetTools, Governor, Settings, audit_refusals, build
+from ttsfleet.mcp.server import FleetTools, Settings, build
 from ttsfleet.mcp.sources import JobRecords, RequestSource, RouterLog
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -97,7 +98,6 @@ async def run(args: argparse.Namespace) -> None:
     settings = Settings(
         load_address=args.load_address,
         load_seconds=args.load_timeout,
-        scale_enabled=args.enable_scale,
         approval_ttl_seconds=args.approval_ttl,
     )
     async with contextlib.AsyncExitStack() as stack:

@@ -68,9 +68,10 @@ class RouterLog:
                 if isinstance(record, dict):
                     yield record
 
-    def matching(self, request_id: str) -> list[dict[str, Any]]:
-        return [r for r in self.records() if r.get("request_id") == request_id]
+    async def recent(self) -> list[dict[str, Any]]:
+        """All records, read off the event loop."""
+        return await asyncio.to_thread(lambda: list(self.records()))
 
     async def find(self, request_id: str) -> Any:
-        found = await asyncio.to_thread(self.matching, request_id)
+        found = [r for r in await self.recent() if r.get("request_id") == request_id]
         return found or None
