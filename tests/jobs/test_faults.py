@@ -72,7 +72,11 @@ async def test_twenty_jobs_wait_out_a_20_second_router_outage(tmp_path: Path) ->
             await asyncio.wait_for(running, 10)
     await backend.close()
     away = worker.metrics.registry.get_sample_value("ttsfleet_jobs_fleet_away_total") or 0
-    assert all(job and job.state is JobState.QUEUED for job in during)
+    # Still waiting, no attempt spent (one may be in a worker's hands, trying, right now).
+    assert all(
+        job and (job.state, job.attempts) in ((JobState.QUEUED, 0), (JobState.RUNNING, 1))
+        for job in during
+    ), [(j.state, j.attempts) for j in during if j]
     assert [(j.state, j.attempts) for j in jobs] == [(JobState.SUCCEEDED, 1)] * 20
     assert away >= 4, away  # handed back, not spent
     assert recovered < 15, f"{recovered:.1f} s after the router came back"
