@@ -9,16 +9,22 @@ at one real inference server on a loopback port for every pod's load.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import http.client
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +157,58 @@ class McpProcess:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait(timeout=30)
+
+
+class RecordingProxy:
+    """A plain-HTTP hop on 127.0.0.1 in front of the real apiserver that keeps what each request
+    carried: how a test sees the headers the MCP server sends, without a fake apiserver."""
+
+    def __init__(self, kubeconfig: Path, workdir: Path) -> None:
+        config = json.loads(kubeconfig.read_text())
+        cluster = config["clusters"][0]["cluster"]
+        upstream = urllib.parse.urlsplit(cluster["server"])
+        ca = base64.b64decode(cluster.pop("certificate-authority-data")).decode()
+        tls = ssl.create_default_context(cadata=ca)
+        self.seen: list[dict[str, str]] = []
+        seen = self.seen
+
+        class Forward(BaseHTTPRequestHandler):
+            def forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                seen.append({"method": self.command, "path": self.path, **headers})
+                upstream_call = http.client.HTTPSConnection(
+                    upstream.hostname or "", upstream.port, context=tls, timeout=30
+                )
+                try:
+                    upstream_call.request(self.command, self.path, body=body, headers=headers)
+                    response = upstream_call.getresponse()
+                    data = response.read()
+                finally:
+                    upstream_call.close()
+                self.send_response(response.status)
+                for key, value in response.getheaders():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_PATCH = forward
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: the test reads ``seen``."""
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        cluster["server"] = f"http://127.0.0.1:{self._server.server_port}"
+        self.kubeconfig = workdir / "proxied.kubeconfig"
+        self.kubeconfig.write_text(json.dumps(config))
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 @contextlib.asynccontextmanager

@@ -23,6 +23,7 @@ from mcp_harness import (
     TOKENS,
     Fleet,
     McpProcess,
+    RecordingProxy,
     access_file,
     answer,
     connect,
@@ -225,6 +226,31 @@ async def test_an_oidc_jwt_names_an_identity(server: McpProcess) -> None:
         refused = refusal(await session.call_tool("pool_events", {"pool": "english"}))
     assert refused == "erin may not call pool_events"
     assert [r["who"] for r in server.audit()[-2:]] == ["erin", "erin"]
+
+
+async def test_every_apiserver_request_carries_the_calls_correlation_id(fleet: Fleet) -> None:
+    workdir = fleet.workdir / "proxied"
+    workdir.mkdir()
+    proxy = RecordingProxy(fleet.kubeconfig, workdir)
+    process = McpProcess(workdir, [*fleet.args(), "--kubeconfig", str(proxy.kubeconfig)])
+    try:
+        async with connect(process.url, TOKENS["alice"]) as session:
+            await session.call_tool("pool_events", {"pool": "english"})
+        [record] = process.audit()
+    finally:
+        process.stop()
+        proxy.close()
+    ns = fleet.namespace
+    assert {(r["method"], r["path"].split("?")[0]) for r in proxy.seen} == {
+        ("GET", f"/apis/ttsfleet.dev/v1alpha1/namespaces/{ns}/ttspools"),
+        ("GET", f"/apis/ttsfleet.dev/v1alpha1/namespaces/{ns}/ttsvoices"),
+        ("GET", f"/api/v1/namespaces/{ns}/pods"),
+        ("GET", f"/apis/apps/v1/namespaces/{ns}/deployments"),
+        ("GET", f"/api/v1/namespaces/{ns}/events"),
+    }
+    assert {(r["x-request-id"], r["x-correlation-id"]) for r in proxy.seen} == {
+        (record["correlation_id"], record["correlation_id"])
+    }
 
 
 def can_i(control_plane: ControlPlane, namespace: str, verb: str, resource: str) -> str:
