@@ -78,3 +78,14 @@ def test_scale_bounds_are_the_pools_own() -> None:
     assert tools.scale_bounds(body, 5) == (2, 5)
     with pytest.raises(tools.BoundsError, match=r"outside pool a's bounds 2\.\.5"):
         tools.scale_bounds(body, 1)
+
+
+def test_restarts_say_how_the_last_run_ended() -> None:
+    ended = {"reason": "OOMKilled", "exitCode": 137, "finishedAt": "2026-11-30T17:00:00Z"}
+    statuses = [
+        {"name": "inference", "restartCount": 3, "lastState": {"terminated": ended}},
+        {"name": "sidecar", "restartCount": 0},
+    ]
+    assert tools.restarts([pod("a-1", "a", containerStatuses=statuses)]) == [
+        {"pod": "a-1", "container": "inference", "restarts": 3, "lastExit": ended}
+    ]

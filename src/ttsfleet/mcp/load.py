@@ -8,7 +8,7 @@ tool call's correlation id travels as gRPC metadata on every read.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -53,7 +53,7 @@ async def read_report(address: str, seconds: float, correlation_id: str) -> dict
 
 
 async def read_reports(
-    pods: list[Mapping[str, Any]], template: str, seconds: float, correlation_id: str
+    pods: Sequence[Mapping[str, Any]], template: str, seconds: float, correlation_id: str
 ) -> dict[str, dict[str, Any] | None]:
     """Each pod's report by pod name (None: unreachable, silent or not addressable)."""
 

@@ -23,7 +23,7 @@ from ttsfleet import logs
 from ttsfleet.mcp import tools
 from ttsfleet.mcp.approvals import ApprovalError, Approvals
 from ttsfleet.mcp.governance import Governor, caller
-from ttsfleet.mcp.kube import Kube
+from ttsfleet.mcp.kube import Fleet, Kube
 from ttsfleet.mcp.load import read_reports
 from ttsfleet.mcp.sources import RequestSource, RouterLog
 
@@ -50,7 +50,11 @@ class Settings:
 
 
 class FleetTools:
-    """The tools' bodies: fetch at the edges, answer with ``tools``' pure functions."""
+    """The tools' bodies: fetch at the edges, answer with ``tools``' pure functions.
+
+    The Governor has put the call's correlation id in ``logs.request_id``;
+    every fetch passes it on.
+    """
 
     def __init__(
         self,
@@ -65,7 +69,7 @@ class FleetTools:
         self._router_log = router_log
         self._approvals = Approvals(settings.approval_ttl_seconds)
 
-    async def _pool(self, pool: str) -> tuple[dict[str, Any], Any]:
+    async def _pool(self, pool: str) -> tuple[dict[str, Any], Fleet]:
         fleet = await self._kube.fleet(logs.request_id.get(), pool)
         body = next((p for p in fleet.pools if p["metadata"]["name"] == pool), None)
         if body is None:
