@@ -26,7 +26,7 @@ import struct
 import time
 import uuid
 
-from ttsfleet import logs
+from ttsfleet import logs, tracing
 from ttsfleet.audio import wav_file
 from ttsfleet.errors import FLEET_AWAY, TTSError
 from ttsfleet.jobs.backend import JobBackend
@@ -144,7 +144,7 @@ class Worker:
             done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
                 task.result()
-            await self.outbox.drain(self._heartbeat * 10)
+            await self.outbox.drain(self.outbox.policy.total_seconds)
         finally:
             for task in loops + helpers:
                 task.cancel()
@@ -186,7 +186,10 @@ class Worker:
         logs.request_id.set(claim.job.id)
         logs.tenant.set(claim.job.spec.tenant)
         try:
-            await self._execute(claim)
+            with tracing.tracer.start_as_current_span(
+                "jobs.run", attributes={"ttsfleet.job_id": claim.job.id}
+            ):
+                await self._execute(claim)
         except LeaseLost:
             log.warning("job taken over by another worker; dropping this attempt")
         except asyncio.CancelledError:
