@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -59,6 +61,18 @@ def test_a_broken_edit_keeps_the_last_good_grants(access: AccessFile) -> None:
     access_file(access.path, {**GRANTS, "bob": []})
     bob = access.identify(TOKENS["bob"])
     assert bob is not None and not bob.may("fleet_overview")
+
+
+def test_the_command_refuses_to_start_without_an_access_file(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ttsfleet.cli", "mcp", "--access", str(tmp_path / "missing.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert f"ttsfleet mcp: {tmp_path / 'missing.yaml'}: cannot be read" in done.stderr
 
 
 def test_audit_records_redact_secrets() -> None:

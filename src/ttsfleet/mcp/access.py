@@ -135,7 +135,9 @@ class AccessFile:
                 self._grants = parse_grants(yaml.safe_load(text), self.path.parent)
                 self._stamp = stamp
         except (OSError, ValueError, yaml.YAMLError, jwt.PyJWTError) as error:
-            logger.error("access file not (re)loaded; the previous grants stay", exc_info=error)
+            logger.error(
+                "access file %s not (re)loaded (%s); previous grants stay", self.path, error
+            )
         return self._grants
 
     def identify(self, token: str) -> Identity | None:

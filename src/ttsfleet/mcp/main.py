@@ -19,7 +19,8 @@ from typing import TextIO
 import uvicorn
 
 from ttsfleet import logs
-from ttsfleet.mcp.access import AccessFile
+from ttsfleet.jobs.backend import open_backend
+from ttsfleet.mcp.access import AccessError, AccessFile
 from ttsfleet.mcp.audit import Audit
 from ttsfleet.mcp.governance import Governor, audit_refusals
 from ttsfleet.mcp.kube import Kube, api_client
@@ -86,6 +87,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 @contextlib.asynccontextmanager
 async def _audit_stream(target: str) -> AsyncIterator[TextIO]:
+    """stderr, or a file kept open for appending (never stdout: stdio's protocol is there)."""
     if target == "-":
         yield sys.stderr
         return
@@ -107,8 +109,6 @@ async def run(args: argparse.Namespace) -> None:
         router_log = RouterLog(args.router_log) if args.router_log else None
         sources: list[RequestSource] = []
         if args.jobs_backend:
-            from ttsfleet.jobs.backend import open_backend
-
             backend = await open_backend(args.jobs_backend)
             stack.push_async_callback(backend.close)
             sources.append(JobRecords(backend))
@@ -131,5 +131,9 @@ async def run(args: argparse.Namespace) -> None:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     logs.configure("mcp", args.log_level, args.log_format == "json")
-    asyncio.run(run(args))
+    try:
+        asyncio.run(run(args))
+    except AccessError as error:
+        print(f"ttsfleet mcp: {error}", file=sys.stderr)
+        return 2
     return 0
