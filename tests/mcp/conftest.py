@@ -23,6 +23,22 @@ SCALING = {"enabled": False, "minReplicas": 1, "maxReplicas": 3}
 HUGE = {"device": "cuda", "resources": {"limits": {"nvidia.com/gpu": 16}}}
 
 
+def unschedulable(cluster: Cluster, pool: str) -> bool:
+    """Whether the scheduler has said (on the pod and in an event) that it cannot place it."""
+    pods = cluster.core.list_namespaced_pod(
+        cluster.namespace, label_selector=f"ttsfleet.dev/pool={pool}"
+    ).items
+    said = any(
+        c.type == "PodScheduled" and c.reason == "Unschedulable"
+        for p in pods
+        for c in (p.status.conditions or [])
+    )
+    events = cluster.core.list_namespaced_event(
+        cluster.namespace, field_selector="reason=FailedScheduling"
+    ).items
+    return said and bool(events)
+
+
 @pytest.fixture(scope="module")
 def fleet(
     request: pytest.FixtureRequest,
@@ -59,6 +75,9 @@ def fleet(
         cluster.wait(
             lambda: cluster.condition("huge", "Ready").get("reason") == "ReplicasNotReady",
             "pool huge reported not ready",
+        )
+        cluster.wait(
+            lambda: unschedulable(cluster, "huge"), "the scheduler's verdict on huge's pod"
         )
         assert operator.running
         yield Fleet(
