@@ -68,6 +68,15 @@ def client_interceptors() -> list[Any]:
     return list(aio_client_interceptors())  # type: ignore[no-untyped-call]
 
 
+def instrument_http(app: Any) -> None:
+    """Continues and starts traces on a FastAPI app's requests (nothing when off)."""
+    if not enabled():
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app)
+
+
 def tag_request(request_id: str) -> None:
     """Puts the request id on the current span, so a trace can be found by it."""
     trace.get_current_span().set_attribute(REQUEST_ID_ATTRIBUTE, request_id)

@@ -68,7 +68,7 @@ async def test_stream_sends_the_first_sentence_before_the_rest_exists(
         ({"text": "hi", "speed": 9.0}, grpc.StatusCode.INVALID_ARGUMENT, "speed 9.0 is outside"),
         ({"text": "hi", "speed": float("nan")}, grpc.StatusCode.INVALID_ARGUMENT, "speed nan"),
         ({"text": "hi", "sample_rate": 100}, grpc.StatusCode.INVALID_ARGUMENT, "sample_rate 100"),
-        ({"text": "hi", "encoding": 7}, grpc.StatusCode.INVALID_ARGUMENT, "unknown encoding"),
+        ({"text": "hi", "encoding": 99}, grpc.StatusCode.INVALID_ARGUMENT, "unknown encoding"),
         ({"text": "hi", "request_id": "has space"}, grpc.StatusCode.INVALID_ARGUMENT, "request_id"),
         ({"text": "...!?"}, grpc.StatusCode.INVALID_ARGUMENT, "nothing to speak"),
     ],

@@ -10,6 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ttsfleet import tracing
 from ttsfleet.gateway import errors, jobs_api, speech_api
 from ttsfleet.gateway.auth import Gatekeeper, GatekeeperMiddleware, RateLimit
 from ttsfleet.gateway.openai_voices import VoiceMap
@@ -48,6 +49,7 @@ def create_app(
     app.state.speech_slots = speech_api.StreamSlots(max_streams)
     app.state.openai_voices = openai_voices or VoiceMap()
     errors.install(app)
+    tracing.instrument_http(app)
     app.add_middleware(GatekeeperMiddleware, gatekeeper=gatekeeper, max_body_bytes=max_body_bytes)
     gatekeeper_answers = errors.responses(*GATEKEEPER_STATUSES)
     for router in (jobs_api.router, jobs_api.dead_letters, speech_api.router):

@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 import grpc
 import numpy as np
 
-from ttsfleet import audio, codecs, logs, wire
+from ttsfleet import audio, codecs, logs, tracing, wire
 from ttsfleet.errors import TTSError
 from ttsfleet.inference.engine import VoiceEngine
 from ttsfleet.inference.metrics import InferenceMetrics
@@ -102,6 +102,7 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
         try:
             rid = wire.request_id(request.request_id, wire.header(context, wire.REQUEST_ID_KEY))
             logs.request_id.set(rid)
+            tracing.tag_request(rid)
             yield call
         except TTSError as error:
             code, message = error.code, error.message
@@ -143,13 +144,26 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
             codecs.check_unary_size(
                 valid.codec, work.pending_seconds, rate, self._config.max_unary_bytes
             )
+        # Started, not entered: this generator yields, and a span entered here would
+        # be current in whatever runs between its steps.
+        span = tracing.tracer.start_span(
+            "inference.synthesize",
+            attributes={
+                "ttsfleet.voice": valid.voice,
+                "ttsfleet.utterances": len(utterances),
+                "ttsfleet.audio_seconds_predicted": work.pending_seconds,
+            },
+        )
         self._scheduler.submit(work)
         resampler = audio.Resampler(native, rate)
         try:
             while (piece := await work.output.get()) is not DONE:
                 if isinstance(piece, BaseException):
                     log.error("engine failed", exc_info=piece)
+                    span.record_exception(piece)
                     raise TTSError(grpc.StatusCode.INTERNAL, f"synthesis failed: {piece}")
+                if call.first_audio is None:
+                    span.add_event("first audio")
                 out = resampler.convert(piece)
                 call.audio(out.size, rate)
                 yield audio.to_pcm16(out), rate
@@ -159,6 +173,7 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
                 yield audio.to_pcm16(tail), rate
         finally:
             self._scheduler.cancel(work)
+            span.end()
 
     async def Synthesize(
         self, request: tts_pb2.TTSRequest, context: grpc.aio.ServicerContext

@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import grpc
 
-from ttsfleet import wire
+from ttsfleet import tracing, wire
 from ttsfleet.errors import TTSError
 from ttsfleet.jobs.retry import RetryPolicy
 from ttsfleet.pieces import FanoutPolicy, fan_out
@@ -49,10 +49,11 @@ class FleetClient:
             ("grpc.initial_reconnect_backoff_ms", 500),
             ("grpc.max_reconnect_backoff_ms", 5000),
         ]
+        traced = tracing.client_interceptors()
         self._channel = (
-            grpc.aio.secure_channel(address, credentials, options)
+            grpc.aio.secure_channel(address, credentials, options, interceptors=traced)
             if credentials
-            else grpc.aio.insecure_channel(address, options)
+            else grpc.aio.insecure_channel(address, options, interceptors=traced)
         )
         self._stub = tts_pb2_grpc.TTSServiceStub(self._channel)
 

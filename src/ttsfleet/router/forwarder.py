@@ -28,7 +28,7 @@ from typing import Any
 
 import grpc
 
-from ttsfleet import codecs, logs, text, wire
+from ttsfleet import codecs, logs, text, tracing, wire
 from ttsfleet.errors import POD_FAULTS, RETRY_ON_ANOTHER_POD, TTSError
 from ttsfleet.pieces import fan_out
 from ttsfleet.proto import tts_pb2
@@ -291,6 +291,7 @@ class _Exchange:
         header = wire.header(context, wire.REQUEST_ID_KEY)
         self.request_id = request.request_id or header or uuid.uuid4().hex
         logs.request_id.set(self.request_id)
+        tracing.tag_request(self.request_id)
         # A request-id field travels in the bytes; otherwise the header carries it.
         self.metadata = () if request.request_id else ((wire.REQUEST_ID_KEY, self.request_id),)
         default = forwarder.datastore.default_voice
