@@ -1,4 +1,4 @@
-"""promtool and the Prometheus server, built from the Go module by build.sh and cached."""
+"""promtool, the Prometheus server and Jaeger, built from their Go modules by build.sh and cached."""
 
 from __future__ import annotations
 
@@ -16,4 +16,4 @@ def locate() -> dict[str, Path]:
             ["bash", str(BUILD), "--print-bin-dir"], check=True, capture_output=True, text=True
         ).stdout.strip()
     )
-    return {name: folder / name for name in ("promtool", "prometheus")}
+    return {name: folder / name for name in ("promtool", "prometheus", "jaeger")}
