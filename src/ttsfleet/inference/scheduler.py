@@ -123,14 +123,18 @@ class Scheduler:
             ),
         )
 
-    def submit(self, synthesis: Synthesis) -> None:
-        """Queues a request, or refuses it at once when the queue is full or the pod drains."""
+    def check_room(self) -> None:
+        """Refuses now if a request could not be queued: asked before any work on it is done."""
         if self._draining:
             raise TTSError(grpc.StatusCode.UNAVAILABLE, "this pod is shutting down")
         if len(self._waiting) >= self._limit:
             raise TTSError(
                 grpc.StatusCode.RESOURCE_EXHAUSTED, f"queue full ({self._limit} requests waiting)"
             )
+
+    def submit(self, synthesis: Synthesis) -> None:
+        """Queues a request, or refuses it at once when the queue is full or the pod drains."""
+        self.check_room()
         self._waiting.append(synthesis)
         self._wake()
         self._notify()

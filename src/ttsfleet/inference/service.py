@@ -134,6 +134,8 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
         """
         call.voice = valid.voice
         engine = self._engines[valid.voice]
+        # A full or draining pod says so before phonemizing: refusals stay instant under load.
+        self._scheduler.check_room()
         utterances = await asyncio.to_thread(engine.utterances, valid.text)
         if not utterances:
             raise TTSError(grpc.StatusCode.INVALID_ARGUMENT, "text has nothing to speak")
