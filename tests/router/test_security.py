@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from timed_fleet import running_router, words
 
 from ttsfleet.inference.server import InferenceServer
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
-from ttsfleet.router.security import read_tokens
+from ttsfleet.router.security import token_file
 from ttsfleet.router.server import RouterServer
 
 TOKEN = "s3cret-token"
@@ -62,9 +63,7 @@ async def secured(
     cert, key = self_signed(tmp_path)
     tokens = tmp_path / "tokens"
     tokens.write_text(f"# one a line\n\n{TOKEN}\nanother-token\n")
-    async with running_router(
-        pods, tls_cert=cert, tls_key=key, auth_tokens=read_tokens(tokens)
-    ) as router:
+    async with running_router(pods, tls_cert=cert, tls_key=key, auth_token_file=tokens) as router:
         yield router, grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
 
 
@@ -119,8 +118,29 @@ async def test_plaintext_clients_cannot_talk_to_a_tls_listener(
     assert error.value.code() is grpc.StatusCode.UNAVAILABLE
 
 
+async def test_tokens_rotate_without_a_restart(
+    secured: tuple[RouterServer, grpc.ChannelCredentials], tmp_path: Path
+) -> None:
+    """The Secret's file changes: the new token works, the old one no longer does."""
+    (tmp_path / "tokens.new").write_text("rotated-token\n")
+    (tmp_path / "tokens.new").replace(tmp_path / "tokens")  # as kubelet swaps a Secret's file
+    await asyncio.sleep(1.1)  # the router looks at the file at most once a second
+    assert (await synthesize(*secured, "rotated-token")).audio.startswith(b"RIFF")
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await synthesize(*secured, TOKEN)
+    assert error.value.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_an_emptied_token_file_keeps_the_last_tokens(
+    secured: tuple[RouterServer, grpc.ChannelCredentials], tmp_path: Path
+) -> None:
+    (tmp_path / "tokens").write_text("# mid-edit\n")
+    await asyncio.sleep(1.1)
+    assert (await synthesize(*secured, TOKEN)).audio.startswith(b"RIFF")
+
+
 def test_a_token_file_without_tokens_is_refused(tmp_path: Path) -> None:
     empty = tmp_path / "tokens"
     empty.write_text("# nothing here\n")
     with pytest.raises(ValueError, match="holds no token"):
-        read_tokens(empty)
+        token_file(empty)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from ttsfleet import logs
 from ttsfleet.errors import TTSError
 from ttsfleet.gateway.errors import error_response
 from ttsfleet.jobs.metrics import JobMetrics
+from ttsfleet.reloading import ReloadingFile
 
 log = logging.getLogger(__name__)
 
@@ -50,49 +50,31 @@ def credential(authorization: str | None, api_key: str | None) -> str:
     return (api_key or "").strip()
 
 
+def parse_api_keys(text: str) -> dict[bytes, str]:
+    """`TENANT KEY` lines as {key digest: tenant}; a file with none is refused."""
+    tenants: dict[bytes, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        if len(words) != 2:
+            log.error("API key file: line %d is not `TENANT KEY`; skipped", number)
+            continue
+        tenants[_digest(words[1])] = words[0]
+    if not tenants:
+        raise ValueError("the API key file holds no keys (one `TENANT KEY` per line)")
+    return tenants
+
+
 class ApiKeys:
     """The key file's tenants by key digest, re-read when the file changes."""
 
     def __init__(self, path: Path, check_seconds: float = 1.0) -> None:
-        self.path = path
-        self._check_seconds = check_seconds
-        self._checked = float("-inf")
-        self._version: tuple[int, int, int] | None = None
-        self._tenants: dict[bytes, str] = {}
-        self._reload()
-        if not self._tenants:
-            raise ValueError(f"{path} holds no keys (one `TENANT KEY` per line)")
+        self._file = ReloadingFile(path, parse_api_keys, check_seconds)
 
     def tenant(self, key: str) -> str | None:
         """The tenant `key` belongs to, or None."""
-        now = time.monotonic()
-        if now - self._checked >= self._check_seconds:
-            self._checked = now
-            self._reload()
-        return self._tenants.get(_digest(key)) if key else None
-
-    def _reload(self) -> None:
-        try:
-            stat = os.stat(self.path)
-            version = (stat.st_mtime_ns, stat.st_ino, stat.st_size)
-            if version == self._version:
-                return
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-        except OSError as error:
-            log.error("cannot read the API key file; keeping the keys", extra={"error": str(error)})
-            return
-        tenants: dict[bytes, str] = {}
-        for number, line in enumerate(lines, 1):
-            words = line.split("#", 1)[0].split()
-            if not words:
-                continue
-            if len(words) != 2:
-                log.error("API key file: line %d is not `TENANT KEY`; skipped", number)
-                continue
-            tenants[_digest(words[1])] = words[0]
-        self._version = version
-        self._tenants = tenants
-        log.info("API keys loaded", extra={"keys": len(tenants)})
+        return self._file.current().get(_digest(key)) if key else None
 
 
 @dataclass

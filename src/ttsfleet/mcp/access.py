@@ -32,6 +32,8 @@ import jwt
 import yaml
 from mcp.server.auth.provider import AccessToken
 
+from ttsfleet.reloading import ReloadingFile
+
 logger = logging.getLogger(__name__)
 
 ALL_TOOLS = "*"
@@ -119,26 +121,21 @@ class AccessFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._stamp: tuple[int, int] | None = None
-        self._grants = Grants()
-        self.current()
-        if self._stamp is None:
-            raise AccessError(f"{path}: cannot be read")
+        try:
+            self._file = ReloadingFile(path, self._parse)
+        except OSError as error:
+            raise AccessError(f"{path}: cannot be read ({error})") from error
+
+    def _parse(self, text: str) -> Grants:
+        """The grants the text says; a broken edit is a ValueError, so the last grants stay."""
+        try:
+            return parse_grants(yaml.safe_load(text), self.path.parent)
+        except (yaml.YAMLError, jwt.PyJWTError, OSError) as error:
+            raise AccessError(f"access file {self.path}: {error}") from error
 
     def current(self) -> Grants:
         """The grants as the file says now (the last good ones if it no longer parses)."""
-        try:
-            stat = self.path.stat()
-            stamp = (stat.st_mtime_ns, stat.st_size)
-            if stamp != self._stamp:
-                text = self.path.read_text(encoding="utf-8")
-                self._grants = parse_grants(yaml.safe_load(text), self.path.parent)
-                self._stamp = stamp
-        except (OSError, ValueError, yaml.YAMLError, jwt.PyJWTError) as error:
-            logger.error(
-                "access file %s not (re)loaded (%s); previous grants stay", self.path, error
-            )
-        return self._grants
+        return self._file.current()
 
     def identify(self, token: str) -> Identity | None:
         """The identity a bearer token (static or JWT) stands for, or None."""

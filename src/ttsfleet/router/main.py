@@ -17,7 +17,6 @@ from ttsfleet import logs
 from ttsfleet.router.discovery import Discovery
 from ttsfleet.router.discovery.static import Entry, StaticDiscovery
 from ttsfleet.router.picker import PICKERS
-from ttsfleet.router.security import read_tokens
 from ttsfleet.router.server import RouterServer
 from ttsfleet.router.settings import RouterSettings
 
@@ -103,7 +102,7 @@ def settings(args: argparse.Namespace) -> RouterSettings:
         metrics_port=None if args.metrics_port < 0 else args.metrics_port,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
-        auth_tokens=read_tokens(args.auth_token_file) if args.auth_token_file else frozenset(),
+        auth_token_file=args.auth_token_file,
         **{name: getattr(args, name) for name in TUNING},
     )
 

@@ -15,6 +15,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health
 
+from ttsfleet.reloading import ReloadingFile
+
 OPEN_PREFIXES = (f"/{health.SERVICE_NAME}/",)
 
 
@@ -22,13 +24,18 @@ def server_credentials(cert: Path, key: Path) -> grpc.ServerCredentials:
     return grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
 
 
-def read_tokens(path: Path) -> frozenset[str]:
+def parse_tokens(text: str) -> frozenset[str]:
     """One token per line; blank lines and lines starting with # are skipped."""
-    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    lines = (line.strip() for line in text.splitlines())
     tokens = frozenset(line for line in lines if line and not line.startswith("#"))
     if not tokens:
-        raise ValueError(f"{path} holds no token")
+        raise ValueError("the token file holds no token")
     return tokens
+
+
+def token_file(path: Path) -> ReloadingFile[frozenset[str]]:
+    """The accepted tokens, re-read when the file (a mounted Secret) changes."""
+    return ReloadingFile(path, parse_tokens, check_seconds=1.0)
 
 
 async def _refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
@@ -36,8 +43,8 @@ async def _refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
 
 
 class BearerTokenAuth(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is untyped
-    def __init__(self, tokens: Collection[str]) -> None:
-        self._tokens = [token.encode() for token in tokens]
+    def __init__(self, tokens: Callable[[], Collection[str]]) -> None:
+        self._tokens = tokens
         self._refusal = grpc.unary_unary_rpc_method_handler(_refuse)
 
     def _valid(self, header: str | bytes | None) -> bool:
@@ -46,7 +53,8 @@ class BearerTokenAuth(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc
         value = header.encode() if isinstance(header, str) else header
         scheme, _, token = value.partition(b" ")
         # Compare with every token, so the time taken does not tell which one nearly matched.
-        matches = [hmac.compare_digest(token.strip(), known) for known in self._tokens]
+        known = [accepted.encode() for accepted in self._tokens()]
+        matches = [hmac.compare_digest(token.strip(), accepted) for accepted in known]
         return scheme.lower() == b"bearer" and any(matches)
 
     async def intercept_service(

@@ -20,7 +20,7 @@ from ttsfleet.router.endpoints import Datastore
 from ttsfleet.router.forwarder import Forwarder
 from ttsfleet.router.load_watch import LoadWatcher
 from ttsfleet.router.metrics import RouterMetrics
-from ttsfleet.router.security import BearerTokenAuth, server_credentials
+from ttsfleet.router.security import BearerTokenAuth, server_credentials, token_file
 from ttsfleet.router.settings import RouterSettings
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,8 @@ class RouterServer:
         self._discovery = discovery
         self._discovering: asyncio.Task[None] | None = None
         self._health = health.aio.HealthServicer()
-        auth = [BearerTokenAuth(self.settings.auth_tokens)] if self.settings.auth_tokens else []
+        tokens = self.settings.auth_token_file
+        auth = [BearerTokenAuth(token_file(tokens).current)] if tokens else []
         self._server = grpc.aio.server(interceptors=[*auth, *tracing.server_interceptors()])
         self._metrics_http: Any = None
         self.port = 0

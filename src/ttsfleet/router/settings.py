@@ -35,8 +35,9 @@ class RouterSettings:
     # TLS on the listener when both are set (PEM files).
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    # Bearer tokens accepted on every call but health checks; empty: no auth.
-    auth_tokens: frozenset[str] = frozenset()
+    # Bearer tokens accepted on every call but health checks, one a line, re-read
+    # when the file changes; None: no auth.
+    auth_token_file: Path | None = None
     # Texts at least this long are split at sentences and spoken by several
     # pods at once, fanout_parallel pieces at a time (0: never split). Above
     # the largest piece (1,000 characters), so pieces sent by a client that
