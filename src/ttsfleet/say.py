@@ -23,7 +23,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--speed", type=float, default=0.0, help="speaking rate, 1.0 is normal")
     parser.add_argument("--sample-rate", type=int, default=0, help="Hz; default the voice's")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds")
-    parser.add_argument("--token", default="", help="bearer token, if the router requires one")
+    wire.add_router_access_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -32,10 +32,16 @@ def main(argv: list[str]) -> int:
     request = tts_pb2.TTSRequest(
         text=args.text, voice=args.voice, speed=args.speed, sample_rate=args.sample_rate
     )
-    with grpc.insecure_channel(args.address) as channel:
+    access = wire.RouterAccess.from_args(args)
+    channel = (
+        grpc.secure_channel(args.address, access.credentials)
+        if access.credentials
+        else grpc.insecure_channel(args.address)
+    )
+    with channel:
         try:
             response = tts_pb2_grpc.TTSServiceStub(channel).Synthesize(
-                request, timeout=args.timeout, metadata=wire.bearer(args.token)
+                request, timeout=args.timeout, metadata=wire.bearer(access.token)
             )
         except grpc.RpcError as error:
             print(_explain(error, args.address), file=sys.stderr)

@@ -7,8 +7,11 @@ the same descriptors here, so a renamed service cannot split them.
 
 from __future__ import annotations
 
+import argparse
 import re
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 
@@ -46,6 +49,34 @@ def request_id(given: str, header: str | None) -> str:
             f"request_id must be 1-{MAX_REQUEST_ID_LENGTH} printable ASCII characters without spaces",
         )
     return value
+
+
+def add_router_access_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every client of the router shares: its token and, for TLS, its CA."""
+    add = parser.add_argument
+    add("--token", default="", help="bearer token, if the router requires one")
+    add("--token-file", type=Path, help="read the bearer token from this file (a mounted Secret)")
+    add(
+        "--router-ca",
+        type=Path,
+        help="PEM CA certificate: speak TLS to the router and trust its certificate by this CA",
+    )
+
+
+@dataclass(frozen=True)
+class RouterAccess:
+    """What a client presents to the router: a bearer token ("" for none), TLS credentials."""
+
+    token: str
+    credentials: grpc.ChannelCredentials | None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> RouterAccess:
+        token = (
+            args.token_file.read_text(encoding="utf-8").strip() if args.token_file else args.token
+        )
+        ca = args.router_ca.read_bytes() if args.router_ca else None
+        return cls(token, grpc.ssl_channel_credentials(ca) if ca else None)
 
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:

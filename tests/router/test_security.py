@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -144,3 +146,20 @@ def test_a_token_file_without_tokens_is_refused(tmp_path: Path) -> None:
     empty.write_text("# nothing here\n")
     with pytest.raises(ValueError, match="holds no token"):
         token_file(empty)
+
+
+async def test_the_say_command_speaks_tls_with_a_token_file(
+    secured: tuple[RouterServer, grpc.ChannelCredentials], tmp_path: Path
+) -> None:
+    router, _ = secured
+    (tmp_path / "say-token").write_text(f"{TOKEN}\n")
+    out = tmp_path / "said.wav"
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "ttsfleet.cli", "say", "hello there", "-o", str(out),
+         "--address", f"127.0.0.1:{router.port}", "--router-ca", str(tmp_path / "tls.crt"),
+         "--token-file", str(tmp_path / "say-token")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes().startswith(b"RIFF")

@@ -11,8 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-
+from ttsfleet import wire
 from ttsfleet.jobs.backend import JobBackend, open_backend
 from ttsfleet.jobs.callback import CallbackPolicy, parse_networks
 from ttsfleet.jobs.fleet_client import FleetClient
@@ -31,13 +30,7 @@ CALLBACKS = CallbackPolicy()
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--router", default="127.0.0.1:50051", help="the fleet's gRPC front door (host:port)")
-    add("--token", default="", help="bearer token, if the router requires one")
-    add("--token-file", type=Path, help="read the bearer token from this file (a mounted Secret)")
-    add(
-        "--router-ca",
-        type=Path,
-        help="PEM CA certificate: speak TLS to the router and trust its certificate by this CA",
-    )
+    wire.add_router_access_arguments(parser)
     add(
         "--backend",
         default="sqlite:///var/lib/ttsfleet/jobs.db",
@@ -155,11 +148,10 @@ async def opened(args: argparse.Namespace) -> AsyncIterator[Parts]:
     if not callbacks.secret:
         log.warning("no --callback-secret-file: callbacks go out unsigned")
     backend = await open_backend(args.backend, args.lease_seconds)
-    token = args.token_file.read_text(encoding="utf-8").strip() if args.token_file else args.token
-    credentials = (
-        grpc.ssl_channel_credentials(args.router_ca.read_bytes()) if args.router_ca else None
+    access = wire.RouterAccess.from_args(args)
+    fleet = FleetClient(
+        args.router, fanout, retry, token=access.token, credentials=access.credentials
     )
-    fleet = FleetClient(args.router, fanout, retry, token=token, credentials=credentials)
     try:
         heartbeat = max(args.lease_seconds / 3, 0.05)
         yield Parts(
