@@ -30,9 +30,12 @@ CONNECTS: list[Any] = []
 RECORDING = [False]
 
 
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if RECORDING[0] and event == "socket.connect":
-        CONNECTS.append(args[1])
+def _audit(
+    event: str, args: tuple[Any, ...], connects: list[Any] = CONNECTS, on: list[bool] = RECORDING
+) -> None:
+    """Bound to its lists, not to module globals: it outlives the module at interpreter exit."""
+    if on[0] and event == "socket.connect":
+        connects.append(args[1])
 
 
 sys.addaudithook(_audit)

@@ -195,7 +195,8 @@ async def test_finished_jobs_and_their_audio_expire(
         assert done.state is JobState.SUCCEEDED and await store.size(done.result) > 0
 
         async def gone() -> bool:
-            return await backend.get(job.id) is None
+            audio = tmp_path / done.result
+            return await backend.get(job.id) is None and not await asyncio.to_thread(audio.exists)
 
         assert await eventually(gone, 10)
         stop.set()

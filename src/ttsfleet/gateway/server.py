@@ -76,7 +76,9 @@ class Gateway:
             self.alive,
             openai_voices,
         )
-        self._grpc = grpc.aio.server(options=[("grpc.max_receive_message_length", max_body_bytes)])
+        self._max_body = max_body_bytes
+        # Made only when served: an unstarted aio server fails at interpreter exit.
+        self._grpc: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self._http: _Uvicorn | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -96,6 +98,9 @@ class Gateway:
         self._http = _Uvicorn(config)
         self._tasks.append(asyncio.ensure_future(self._http.serve(sockets=[listener])))
         if grpc_port is not None:
+            self._grpc = grpc.aio.server(
+                options=[("grpc.max_receive_message_length", self._max_body)]
+            )
             ttsfleet_v1_pb2_grpc.add_JobsServicer_to_server(
                 JobsService(self.jobs, self.gatekeeper), self._grpc
             )
@@ -127,7 +132,8 @@ class Gateway:
         self._stop_workers.set()
         if self._http:
             self._http.should_exit = True
-        await self._grpc.stop(grace)
+        if self._grpc:
+            await self._grpc.stop(grace)
         _, running = await asyncio.wait(self._tasks, timeout=grace) if self._tasks else ((), ())
         for task in running:
             task.cancel()  # a job still running goes back to the queue
