@@ -177,17 +177,14 @@ async def test_a_dripping_receiver_is_cut_off_and_holds_no_job_slot(
     assert len(drip.held) == 2 and all(0.9 < held < 1.6 for held in drip.held), drip.held
 
 
-async def test_a_stored_job_that_no_longer_loads_does_not_stop_the_worker(
+async def test_a_job_whose_callback_url_cannot_be_dialled_does_not_stop_the_worker(
     router: RouterServer, tmp_path: Path
 ) -> None:
-    """The issue's poison: `https://a:b:c/` stored before submissions were checked."""
-    backend = await SqliteBackend.open(tmp_path / "jobs.db", lease_seconds=0.5)
+    """The issue's poison: `https://a:b:c/`, stored before submissions were checked."""
+    backend = await SqliteBackend.open(tmp_path / "jobs.db")
     try:
-        poison = (
-            JobSpec(text="Poison.")
-            .to_json()
-            .replace('"callback_url": ""', '"callback_url": "https://a:b:c/"')
-        )
+        spec = JobSpec(text="Poison.", voice=VOICE).to_json()
+        poison = spec.replace('"callback_url": ""', '"callback_url": "https://a:b:c/"')
         await backend._run(
             lambda db: db.execute(
                 "INSERT INTO jobs (id, spec, state, run_at, created_at, updated_at)"
@@ -199,14 +196,23 @@ async def test_a_stored_job_that_no_longer_loads_does_not_stop_the_worker(
         stop = asyncio.Event()
         async with worker_for(backend, tmp_path / "results", f"127.0.0.1:{router.port}") as worker:
             running = asyncio.ensure_future(worker.run(stop))
+            count = worker.metrics.registry.get_sample_value
             for _ in range(300):
                 served = await backend.get(good.id)
-                if served and served.state is JobState.SUCCEEDED:
+                if (
+                    served
+                    and served.state.terminal
+                    and count("ttsfleet_callbacks_total", {"outcome": "failed"})
+                ):
                     break
                 await asyncio.sleep(0.02)
             stop.set()
             await asyncio.wait_for(running, 10)
+        ran = await backend.get("poison")
+        assert ran is not None and ran.spec.callback_url == "https://a:b:c/"
+        assert ran.state is JobState.SUCCEEDED
         assert served is not None and served.state is JobState.SUCCEEDED
-        assert worker.metrics.registry.get_sample_value("ttsfleet_worker_loop_errors_total") >= 1
+        assert count("ttsfleet_callbacks_total", {"outcome": "refused"}) == 1
+        assert not running.exception()
     finally:
         await backend.close()

@@ -106,9 +106,12 @@ async def resolve(host: str, port: int, allow: Sequence[Network]) -> Address:
 
 async def post(client: httpx.AsyncClient, url: str, body: bytes, policy: CallbackPolicy) -> int:
     """One POST of `body` to `url`, pinned to the checked address, within the total deadline."""
-    parts = urllib.parse.urlsplit(url)
+    try:  # checked at submission; a job stored before that may still hold anything
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as error:
+        raise Refused(f"the URL cannot be dialled: {error}") from None
     host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     headers = {"Content-Type": "application/json", "Host": parts.netloc}
     if policy.secret:
         headers[SIGNATURE_HEADER] = signature(policy.secret, body, int(time.time()))
