@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -110,3 +111,64 @@ async def test_jobs_outlive_the_backend_connection(backend: JobBackend, backend_
     finally:
         await reopened.close()
     await backend.close()  # the fixture closes it again: harmless
+
+
+async def test_a_handed_back_job_keeps_its_attempts(backend: JobBackend) -> None:
+    job, _ = await backend.submit(SPEC)
+    claim = await backend.claim("w1", wait=1.0)
+    assert claim is not None and claim.job.attempts == 1
+    assert await backend.release(claim, "UNAVAILABLE: no router", 0.0)
+    back = await backend.get(job.id)
+    assert back is not None and (back.state, back.attempts) == (JobState.QUEUED, 0)
+    assert back.error == "UNAVAILABLE: no router"
+    again = await backend.claim("w2", wait=1.0)
+    assert again is not None and again.job.attempts == 1
+
+
+async def test_dead_letters_are_listed_per_tenant_and_redriven(backend: JobBackend) -> None:
+    mine = [(await backend.submit(JobSpec(text=f"Mine {i}.", tenant="a")))[0] for i in range(2)]
+    theirs, _ = await backend.submit(JobSpec(text="Theirs.", tenant="b"))
+    assert (await backend.queued("a"), await backend.queued("b"), await backend.queued()) == (
+        2,
+        1,
+        3,
+    )
+    for _ in range(3):
+        claim = await backend.claim("w", wait=1.0)
+        assert claim is not None
+        assert await backend.fail(claim, f"last: {claim.job.id}", JobState.DEAD_LETTERED)
+        await asyncio.sleep(0.01)  # distinct end times: most recent first
+    listed = await backend.dead_letters("a", 10)
+    assert [j.id for j in listed] == [mine[1].id, mine[0].id]
+    assert [j.id for j in await backend.dead_letters("b", 10)] == [theirs.id]
+    assert len(await backend.dead_letters(None, 2)) == 2
+    assert await backend.redrive(mine[0].id)
+    assert not await backend.redrive(mine[0].id), "queued now, not dead-lettered"
+    assert await backend.queued("a") == 1
+    redriven = await backend.get(mine[0].id)
+    assert redriven is not None and (redriven.state, redriven.attempts) == (JobState.QUEUED, 0)
+    assert [j.id for j in await backend.dead_letters("a", 10)] == [mine[1].id]
+    claim = await backend.claim("w", wait=1.0)
+    assert claim is not None and claim.job.id == mine[0].id
+
+
+async def test_idempotency_keys_belong_to_their_tenant(backend: JobBackend) -> None:
+    first, created_a = await backend.submit(JobSpec(text="Hi.", idempotency_key="k", tenant="a"))
+    second, created_b = await backend.submit(JobSpec(text="Hi.", idempotency_key="k", tenant="b"))
+    again, created = await backend.submit(JobSpec(text="Hi.", idempotency_key="k", tenant="a"))
+    assert created_a and created_b and not created
+    assert first.id != second.id and again.id == first.id
+
+
+async def test_ended_jobs_expire_and_others_stay(backend: JobBackend) -> None:
+    ended, _ = await backend.submit(JobSpec(text="Done.", idempotency_key="gone"))
+    waiting, _ = await backend.submit(SPEC)
+    claim = await backend.claim("w", wait=1.0)
+    assert claim is not None and claim.job.id == ended.id
+    assert await backend.succeed(claim, "audio-key")
+    assert await backend.expire(0.0, 10) == [], "ended after the cut-off"
+    assert await backend.expire(time.time() + 1, 10) == ["audio-key"]
+    assert await backend.get(ended.id) is None
+    assert await backend.get(waiting.id) is not None, "a queued job never expires"
+    fresh, created = await backend.submit(JobSpec(text="Done.", idempotency_key="gone"))
+    assert created and fresh.id != ended.id, "its idempotency key went with it"
