@@ -132,8 +132,14 @@ class Outbox:
         self.policy = policy
         self._count = metrics.callbacks
         self._queue: asyncio.Queue[Job] = asyncio.Queue(policy.outbox_size)
-        # Redirects are not followed: each hop would need the same checks.
-        self._client = httpx.AsyncClient(timeout=policy.total_seconds, follow_redirects=False)
+        # Redirects are not followed: each hop would need the same checks. Connections are not
+        # kept: the pool is keyed by the pinned address, and a connection made with one host's
+        # TLS name must not carry another host's callback that resolves to the same address.
+        self._client = httpx.AsyncClient(
+            timeout=policy.total_seconds,
+            follow_redirects=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
 
     def put(self, job: Job) -> None:
         """Queues the job's callback; drops it (logged) when the outbox is full."""
