@@ -26,6 +26,11 @@ SAMPLE_RATE_KEY = "x-tts-sample-rate"
 QUEUE_DEPTH_KEY = "x-ttsfleet-queue-depth"
 IN_FLIGHT_KEY = "x-ttsfleet-in-flight"
 
+# The health-check service a pod's liveness probe asks: NOT_SERVING once its
+# engine has had work and finished no step for a while (a hung engine), where
+# "" only says the pod takes requests.
+LIVENESS_SERVICE = "liveness"
+
 SEED_SERVICE = tts_pb2.DESCRIPTOR.services_by_name["TTSService"].full_name
 SYNTHESIZER_SERVICE = ttsfleet_v1_pb2.DESCRIPTOR.services_by_name["Synthesizer"].full_name
 LOAD_REPORTER_SERVICE = ttsfleet_v1_pb2.DESCRIPTOR.services_by_name["LoadReporter"].full_name

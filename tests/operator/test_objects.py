@@ -123,8 +123,10 @@ def test_pool_image_overrides_the_operator_default() -> None:
 
 
 def test_probes_are_native_grpc_on_the_service_port() -> None:
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for probe in ("startupProbe", "readinessProbe"):
         assert container()[probe]["grpc"] == {"port": 50051}
+    # Liveness asks whether the engine makes progress, not only whether the pod answers.
+    assert container()["livenessProbe"]["grpc"] == {"port": 50051, "service": "liveness"}
 
 
 def test_pods_run_non_root_on_a_read_only_root() -> None:

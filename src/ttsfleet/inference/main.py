@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from ttsfleet import logs
-from ttsfleet.inference.server import InferenceServer, load_engines
+from ttsfleet.inference.server import DEFAULT_STALL_SECONDS, InferenceServer, load_engines
 from ttsfleet.manifests import ManifestError, PodConfig
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=50051, help="gRPC port (0 picks a free one)")
     parser.add_argument("--metrics-port", type=int, default=9090, help="Prometheus port")
     parser.add_argument("--drain-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=DEFAULT_STALL_SECONDS,
+        help="fail the `liveness` health check when the engine has work and finishes no step "
+        "for this long (a hung engine; Kubernetes then restarts the pod)",
+    )
     parser.add_argument("--ready-file", type=Path, help="write the bound ports here once serving")
     parser.add_argument("--log-format", choices=("json", "text"), default="json")
     parser.add_argument("--log-level", default=os.environ.get("TTSFLEET_LOG_LEVEL", "INFO"))
@@ -42,7 +49,7 @@ def read_config(path: Path) -> PodConfig:
 
 async def serve(args: argparse.Namespace, config: PodConfig) -> None:
     engines = await asyncio.to_thread(load_engines, config)
-    server = InferenceServer(config, engines)
+    server = InferenceServer(config, engines, args.stall_seconds)
     await server.start(args.host, args.port, args.metrics_port)
     if args.ready_file:
         # Written whole, then renamed: a watcher never reads a half-written file.

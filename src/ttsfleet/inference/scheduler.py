@@ -100,6 +100,8 @@ class Scheduler:
         # Set and replaced on every change: waiters hold the event of their moment.
         self._changed = asyncio.Event()
         self._draining = False
+        # When a step last ended (or work arrived at an idle pod): liveness reads it.
+        self._progress_at = time.monotonic()
         # One thread per lane: an engine already uses every core it is given per
         # step, and a lane's steps must run in order. The second lane's thread
         # (and the threads it starts) run at a lower OS priority, so that when
@@ -110,6 +112,10 @@ class Scheduler:
                 1, thread_name_prefix="engine-rest", initializer=_lower_priority
             ),
         )
+
+    def stalled_for(self) -> float:
+        """Seconds the engine has had work and finished no step (0 when idle)."""
+        return 0.0 if self.idle else time.monotonic() - self._progress_at
 
     @property
     def load(self) -> Load:
@@ -135,6 +141,8 @@ class Scheduler:
     def submit(self, synthesis: Synthesis) -> None:
         """Queues a request, or refuses it at once when the queue is full or the pod drains."""
         self.check_room()
+        if self.idle:
+            self._progress_at = time.monotonic()
         self._waiting.append(synthesis)
         self._wake()
         self._notify()
@@ -232,10 +240,12 @@ class Scheduler:
         try:
             results = await loop.run_in_executor(executor, _advance, batch)
         except Exception as error:  # the engine failed: every request in the batch learns why
+            self._progress_at = time.monotonic()
             for synthesis in batch:
                 synthesis.output.put_nowait(error)
                 self.cancel(synthesis)
             return
+        self._progress_at = time.monotonic()
         rate = batch[0].engine.info.sample_rate
         for synthesis, (stream, piece) in zip(batch, results, strict=True):
             if synthesis not in self._active:

@@ -13,7 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from ttsfleet import tracing
+from ttsfleet import tracing, wire
 from ttsfleet.inference.engine import VoiceEngine
 from ttsfleet.inference.engines.registry import load_engine
 from ttsfleet.inference.metrics import InferenceMetrics
@@ -22,6 +22,9 @@ from ttsfleet.inference.service import LoadReporterService, SynthesisService, ad
 from ttsfleet.manifests import PodConfig
 
 log = logging.getLogger(__name__)
+
+# Seconds with work and no finished step before `wire.LIVENESS_SERVICE` fails.
+DEFAULT_STALL_SECONDS = 120.0
 
 
 def load_engines(config: PodConfig) -> dict[str, VoiceEngine]:
@@ -43,7 +46,13 @@ def load_engines(config: PodConfig) -> dict[str, VoiceEngine]:
 class InferenceServer:
     """One running pod. `start` binds the ports; `stop` drains then shuts down."""
 
-    def __init__(self, config: PodConfig, engines: Mapping[str, VoiceEngine]) -> None:
+    def __init__(
+        self,
+        config: PodConfig,
+        engines: Mapping[str, VoiceEngine],
+        stall_seconds: float = DEFAULT_STALL_SECONDS,
+    ) -> None:
+        self._stall_seconds = stall_seconds
         self.metrics = InferenceMetrics()
         self.metrics.queue_capacity.set(config.queue_limit)
         self.scheduler = Scheduler(
@@ -83,6 +92,7 @@ class InferenceServer:
         self._gauges = asyncio.create_task(self._track_load(), name="load-gauges")
         await self._server.start()
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        await self._health.set(wire.LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "inference server listening",
             extra={"port": self.port, "metrics_port": self.metrics_port},
@@ -93,11 +103,27 @@ class InferenceServer:
             await self._health.set(name, status)
 
     async def _track_load(self) -> None:
+        """Keeps the load gauges and the liveness check current (at least once a second)."""
+        live = True
         while True:
             load = self.scheduler.load
             self.metrics.queue_depth.set(load.queue_depth)
             self.metrics.in_flight.set(load.in_flight)
             self.metrics.queued_audio_seconds.set(load.queued_audio_seconds)
+            stalled = self.scheduler.stalled_for()
+            if live != (stalled < self._stall_seconds):
+                live = not live
+                if not live:
+                    log.error(
+                        "engine made no progress; failing liveness",
+                        extra={"seconds": round(stalled, 1)},
+                    )
+                await self._health.set(
+                    wire.LIVENESS_SERVICE,
+                    health_pb2.HealthCheckResponse.SERVING
+                    if live
+                    else health_pb2.HealthCheckResponse.NOT_SERVING,
+                )
             await self.scheduler.wait_for_change(1.0)
 
     async def stop(self, grace: float = 30.0) -> None:

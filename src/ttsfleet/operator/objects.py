@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from ttsfleet import wire
 from ttsfleet.manifests import (
     API_VERSION,
     GRPC_PORT_NAME,
@@ -217,8 +218,9 @@ def _fetch_containers(image: str, voices: Iterable[Voice]) -> list[dict[str, Any
     ]
 
 
-def _probe(period: int, failures: int) -> dict[str, Any]:
-    return {"grpc": {"port": GRPC_PORT}, "periodSeconds": period, "failureThreshold": failures}
+def _probe(period: int, failures: int, service: str = "") -> dict[str, Any]:
+    check: dict[str, Any] = {"port": GRPC_PORT, **({"service": service} if service else {})}
+    return {"grpc": check, "periodSeconds": period, "failureThreshold": failures}
 
 
 def _spread(pool: str, topology_key: str) -> dict[str, Any]:
@@ -279,7 +281,8 @@ def deployment(
         ],
         "startupProbe": _probe(period=5, failures=60),  # loading voices may take minutes
         "readinessProbe": _probe(period=5, failures=2),
-        "livenessProbe": _probe(period=10, failures=3),
+        # A hung engine fails `liveness` (see inference/server.py), so the pod restarts.
+        "livenessProbe": _probe(period=10, failures=3, service=wire.LIVENESS_SERVICE),
         "resources": _resources(pool),
         "securityContext": _CONTAINER_SECURITY,
         "volumeMounts": [
