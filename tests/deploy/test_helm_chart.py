@@ -52,6 +52,8 @@ EVERY_OPTION = [
     "gateway.routerToken.secretName=gateway-token",
     "jobs.backend=redis",
     "jobs.redisUrl=redis://redis:6379/0",
+    "gateway.apiKeys.secretName=gateway-api-keys",
+    "jobs.callbackSecret.secretName=callback-hmac",
 ]
 Manifest = dict[str, Any]
 
@@ -177,7 +179,13 @@ def test_gateway_and_worker_command_lines_are_what_ttsfleet_parses(render: Any) 
         assert args.results.is_relative_to(mounts["jobs"])
         assert args.router_ca == Path(mounts["router-ca"], "ca.crt")
         assert args.token_file == Path(mounts["router-token"], "token")
+        assert args.callback_secret_file == Path(mounts["callback-secret"], "secret")
+        assert args.retention_seconds == 7 * 24 * 3600
     assert parsed_gateway.workers == 0  # redis: the worker Deployment runs the jobs
+    gateway_mounts = {m["name"]: m["mountPath"] for m in gateway["volumeMounts"]}
+    assert parsed_gateway.api_keys_file == Path(gateway_mounts["api-keys"], "keys")
+    worker_ports = {p["name"]: p["containerPort"] for p in worker["ports"]}
+    assert worker_ports == {"metrics": parsed_worker.metrics_port}
     ports = {p["name"]: p["containerPort"] for p in gateway["ports"]}
     assert ports == {"http": parsed_gateway.port, "grpc": parsed_gateway.grpc_port}
     assert gateway["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}

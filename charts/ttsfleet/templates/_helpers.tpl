@@ -153,6 +153,10 @@ automountServiceAccountToken: {{ ternary .apiAccess true (hasKey . "apiAccess") 
 {{- if .Values.router.auth.enabled }}
 - --token-file=/etc/ttsfleet/router-token/token
 {{- end }}
+{{- if .Values.jobs.callbackSecret.secretName }}
+- --callback-secret-file=/etc/ttsfleet/callback-secret/secret
+{{- end }}
+- --retention-seconds={{ .Values.jobs.retentionSeconds }}
 {{- end -}}
 
 {{/* Mounts of the job store and of what reaching the router takes (its CA, a token). */}}
@@ -169,6 +173,11 @@ automountServiceAccountToken: {{ ternary .apiAccess true (hasKey . "apiAccess") 
 {{- if .Values.router.auth.enabled }}
 - name: router-token
   mountPath: /etc/ttsfleet/router-token
+  readOnly: true
+{{- end }}
+{{- if .Values.jobs.callbackSecret.secretName }}
+- name: callback-secret
+  mountPath: /etc/ttsfleet/callback-secret
   readOnly: true
 {{- end }}
 {{- end -}}
@@ -197,6 +206,17 @@ automountServiceAccountToken: {{ ternary .apiAccess true (hasKey . "apiAccess") 
     items:
       - key: {{ .Values.gateway.routerToken.key }}
         path: token
+{{- end }}
+{{- with .Values.jobs.callbackSecret }}
+{{- if .secretName }}
+- name: callback-secret
+  secret:
+    # The HMAC key that signs callbacks (X-TTSFleet-Signature; docs/jobs.md).
+    secretName: {{ .secretName }}
+    items:
+      - key: {{ .key }}
+        path: secret
+{{- end }}
 {{- end }}
 {{- end -}}
 
