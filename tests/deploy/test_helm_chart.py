@@ -148,7 +148,29 @@ def test_defaults_render_every_component_with_rbac_and_pdbs(render: Any) -> None
     per_component = ["ServiceAccount", "Deployment", "PodDisruptionBudget"]
     rbac = ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]  # operator, router
     services = ["Service", "Service", "PersistentVolumeClaim"]  # router, gateway; jobs
-    assert kinds == sorted([*per_component * 3, *rbac, *services])
+    policies = ["NetworkPolicy"] * 4  # operator, router, gateway, inference pods
+    assert kinds == sorted([*per_component * 3, *rbac, *services, *policies])
+
+
+def test_every_component_has_a_network_policy_for_ingress_and_egress(render: Any) -> None:
+    """Each pod is selected by a policy of both types whose every egress rule names its ports."""
+    manifests = render("jobs.backend=redis", "jobs.redisUrl=redis://r:6379/0")
+    policies = [m for m in manifests if m["kind"] == "NetworkPolicy"]
+    for component in ("operator", "router", "gateway", "worker"):
+        labels = _pod_labels(manifests, component)
+        selecting = [
+            p for p in policies if _matches(p["spec"]["podSelector"]["matchLabels"], labels)
+        ]
+        assert len(selecting) == 1, component
+        spec = selecting[0]["spec"]
+        assert spec["policyTypes"] == ["Ingress", "Egress"]
+        assert spec["egress"] and all(rule.get("ports") for rule in spec["egress"]), component
+    router_egress = find(manifests, "NetworkPolicy", f"{RELEASE}-ttsfleet-router")["spec"]["egress"]
+    to_pods = [r for r in router_egress if any("podSelector" in peer for peer in r.get("to", ()))]
+    assert to_pods[0]["ports"] == [{"port": "grpc", "protocol": "TCP"}]
+    assert _matches(to_pods[0]["to"][0]["podSelector"]["matchLabels"], objects.labels("any"))
+    operator = find(manifests, "NetworkPolicy", f"{RELEASE}-ttsfleet-operator")["spec"]
+    assert operator["ingress"] == []  # nothing calls the operator (probes come from its node)
 
 
 def test_redis_jobs_add_a_worker_deployment_and_scale_the_gateway(render: Any) -> None:
