@@ -85,7 +85,7 @@ def _installs(dockerfile: Path) -> str:
 
 def test_only_the_inference_image_installs_the_engines() -> None:
     assert not re.search(r"piper|torch", _installs(IMAGES["operator-router"]))
-    assert '"/src[gateway,redis]"' in _installs(IMAGES["operator-router"])
+    assert '"/src[gateway,redis,mcp]"' in _installs(IMAGES["operator-router"])
     assert '"/src[$ENGINE_EXTRA]"' in _installs(IMAGES["inference"])
     args = [args for word, args in instructions(IMAGES["inference"]) if word == "ARG"]
     assert "ENGINE_EXTRA=torch" in args  # the torch extra includes piper

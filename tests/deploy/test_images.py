@@ -248,3 +248,14 @@ def test_sigterm_drains_every_container_and_exits_0(fleet: dict[str, Container])
     assert int(podman("wait", fleet["pod"].name, timeout=90).stdout) == 0, fleet["pod"].logs()
     for name in ("worker", "gateway", "router"):
         assert fleet[name].terminate(grace=60) == 0, fleet[name].logs()
+
+
+def test_every_control_plane_command_starts_in_its_image(network: None) -> None:
+    """The chart runs these from the control-plane image: each must at least load."""
+    for command in ("operator", "router", "gateway", "worker", "mcp"):
+        done = podman(
+            "run", "--rm", "--network", "none", "--read-only", "--cap-drop", "ALL",
+            "--user", "65532:65532", CONTROL_PLANE_IMAGE, command, "--help",
+            check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{command}: {done.stderr}"
