@@ -15,6 +15,7 @@ import yaml
 from ttsfleet import logs
 from ttsfleet.inference.server import DEFAULT_STALL_SECONDS, InferenceServer, load_engines
 from ttsfleet.manifests import ManifestError, PodConfig
+from ttsfleet.tls import TLSFiles
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=50051, help="gRPC port (0 picks a free one)")
     parser.add_argument("--metrics-port", type=int, default=9090, help="Prometheus port")
     parser.add_argument("--drain-seconds", type=float, default=30.0)
+    tls = parser.add_argument_group("mutual TLS (the router and the operator present certificates)")
+    tls.add_argument("--tls-cert", type=Path, help="PEM certificate the pod presents")
+    tls.add_argument("--tls-key", type=Path, help="its private key")
+    tls.add_argument("--tls-client-ca", type=Path, help="CA that signs callers' certificates")
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        help="also serve plaintext health checks (only) here, for probes when TLS is on",
+    )
     parser.add_argument(
         "--stall-seconds",
         type=float,
@@ -50,7 +60,8 @@ def read_config(path: Path) -> PodConfig:
 async def serve(args: argparse.Namespace, config: PodConfig) -> None:
     engines = await asyncio.to_thread(load_engines, config)
     server = InferenceServer(config, engines, args.stall_seconds)
-    await server.start(args.host, args.port, args.metrics_port)
+    tls = TLSFiles.from_flags(args.tls_cert, args.tls_key, args.tls_client_ca)
+    await server.start(args.host, args.port, args.metrics_port, tls, args.health_port)
     if args.ready_file:
         # Written whole, then renamed: a watcher never reads a half-written file.
         partial = args.ready_file.with_name(args.ready_file.name + ".tmp")

@@ -20,6 +20,7 @@ from ttsfleet.inference.metrics import InferenceMetrics
 from ttsfleet.inference.scheduler import Scheduler
 from ttsfleet.inference.service import LoadReporterService, SynthesisService, add_to_server
 from ttsfleet.manifests import PodConfig
+from ttsfleet.tls import TLSFiles, server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +70,22 @@ class InferenceServer:
         self._gauges: asyncio.Task[None] | None = None
         self._service_names: list[str] = []
         self._metrics_http: Any = None
+        self._health_server: grpc.aio.Server | None = None
         self.port = 0
         self.metrics_port = 0
+        self.health_port = 0
 
     async def start(
-        self, host: str = "127.0.0.1", port: int = 0, metrics_port: int | None = 0
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        metrics_port: int | None = 0,
+        tls: TLSFiles | None = None,
+        health_port: int | None = None,
     ) -> None:
+        """Binds the ports. With `tls`, callers need a client certificate; the kubelet's
+        gRPC probes cannot present one, so `health_port` then serves health checks alone,
+        in plaintext."""
         synthesis = SynthesisService(self._engines, self.scheduler, self._config, self.metrics)
         load = LoadReporterService(self.scheduler)
         self._service_names = add_to_server(self._server, synthesis, load)
@@ -82,7 +93,17 @@ class InferenceServer:
         reflection.enable_server_reflection(
             [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )
-        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        address = f"{host}:{port}"
+        self.port = (
+            self._server.add_secure_port(address, server_credentials(tls))
+            if tls
+            else self._server.add_insecure_port(address)
+        )
+        if health_port is not None:
+            self._health_server = grpc.aio.server()
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, self._health_server)
+            self.health_port = self._health_server.add_insecure_port(f"{host}:{health_port}")
+            await self._health_server.start()
         if metrics_port is not None:
             self._metrics_http, _ = start_http_server(
                 metrics_port, addr=host, registry=self.metrics.registry
@@ -134,6 +155,8 @@ class InferenceServer:
         while not self.scheduler.idle and asyncio.get_running_loop().time() < deadline:
             await self.scheduler.wait_for_change(0.1)
         await self._server.stop(max(deadline - asyncio.get_running_loop().time(), 1.0))
+        if self._health_server:
+            await self._health_server.stop(None)
         for task in (self._worker, self._gauges):
             if task:
                 task.cancel()

@@ -21,6 +21,8 @@ from ttsfleet.manifests import POOL_LABEL
 from ttsfleet.operator.autoscale_policy import LoadSample
 from ttsfleet.operator.objects import GRPC_PORT
 from ttsfleet.proto import ttsfleet_v1_pb2, ttsfleet_v1_pb2_grpc
+from ttsfleet.tls import ClientTLS
+from ttsfleet.tls import channel as channel_to
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +69,11 @@ def template_resolver(template: str) -> AddressResolver | None:
     return resolve
 
 
-async def read_report(address: str, seconds: float) -> ttsfleet_v1_pb2.LoadReport | None:
+async def read_report(
+    address: str, seconds: float, tls: ClientTLS | None = None
+) -> ttsfleet_v1_pb2.LoadReport | None:
     """The first report of the pod's WatchLoad stream, or None if none came within ``seconds``."""
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with channel_to(address, tls, []) as channel:
         call = ttsfleet_v1_pb2_grpc.LoadReporterStub(channel).WatchLoad(
             ttsfleet_v1_pb2.WatchLoadRequest(min_interval_ms=0, max_interval_ms=1000),
             timeout=seconds,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from ttsfleet import tracing
+from ttsfleet import tls, tracing
 from ttsfleet.router.discovery import Topology
 
 if TYPE_CHECKING:  # settings name the pickers, which read this module's snapshots
@@ -86,6 +86,11 @@ class Datastore:
 
     def __init__(self, settings: RouterSettings) -> None:
         self._settings = settings
+        self._tls = (
+            tls.ClientTLS(settings.pod_tls, settings.pod_tls_server_name)
+            if settings.pod_tls
+            else None
+        )
         self._endpoints: dict[str, Endpoint] = {}
         self._pool_voices: dict[str, frozenset[str]] = {}
         self.voices: frozenset[str] = frozenset()
@@ -113,10 +118,23 @@ class Datastore:
             if known:
                 removed.append(known)
                 self._close_later(known.channel)
-            channel = grpc.aio.insecure_channel(address, interceptors=tracing.client_interceptors())
+            channel = self._connect(address)
             self._endpoints[address] = Endpoint(address, pool.name, pool.voices, channel)
         self._notify()
         return removed
+
+    def _connect(self, address: str) -> grpc.aio.Channel:
+        return tls.channel(address, self._tls, tracing.client_interceptors())
+
+    def renew_tls(self) -> bool:
+        """New channels for every pod once the TLS files changed; calls in flight finish on the old."""
+        if self._tls is None or not self._tls.changed():
+            return False
+        for endpoint in self._endpoints.values():
+            self._close_later(endpoint.channel)
+            endpoint.channel = self._connect(endpoint.address)
+        self._notify()
+        return True
 
     def _close_later(self, channel: grpc.aio.Channel) -> None:
         """Closes a dropped pod's channel once its requests finish (or the grace runs out)."""

@@ -49,6 +49,13 @@ class LoadWatcher:
                 self._watch(endpoint), name=f"load-watch {endpoint.address}"
             )
 
+    def restart(self) -> None:
+        """Reopens every pod's stream (on its current channel, after new TLS files)."""
+        for task in self._tasks.values():
+            task.cancel()
+        self._tasks.clear()
+        self.sync()
+
     async def stop(self) -> None:
         for task in self._tasks.values():
             task.cancel()
@@ -57,14 +64,16 @@ class LoadWatcher:
 
     async def _watch(self, endpoint: Endpoint) -> None:
         """Follows one pod's reports; backs off (bounded) while the pod cannot be reached."""
-        watch = endpoint.channel.unary_stream(
-            wire.WATCH_LOAD,
-            request_serializer=ttsfleet_v1_pb2.WatchLoadRequest.SerializeToString,
-            response_deserializer=ttsfleet_v1_pb2.LoadReport.FromString,
-        )
+
         gauge = self._metrics.queue_depth.labels(endpoint.pool, endpoint.address)
         backoff = FIRST_BACKOFF
         while True:
+            # The channel may be new since the last try (renewed TLS files).
+            watch = endpoint.channel.unary_stream(
+                wire.WATCH_LOAD,
+                request_serializer=ttsfleet_v1_pb2.WatchLoadRequest.SerializeToString,
+                response_deserializer=ttsfleet_v1_pb2.LoadReport.FromString,
+            )
             call = watch(self._request, wait_for_ready=True)
             try:
                 async for report in call:

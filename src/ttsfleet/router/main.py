@@ -19,6 +19,7 @@ from ttsfleet.router.discovery.static import Entry, StaticDiscovery
 from ttsfleet.router.picker import PICKERS
 from ttsfleet.router.server import RouterServer
 from ttsfleet.router.settings import RouterSettings
+from ttsfleet.tls import DEFAULT_SERVER_NAME, TLSFiles
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             help=f"{help_} (default: %(default)s)",
         )
     security = parser.add_argument_group("security")
+    security.add_argument("--pod-tls-cert", type=Path, help="PEM certificate presented to pods")
+    security.add_argument("--pod-tls-key", type=Path, help="its private key")
+    security.add_argument("--pod-tls-ca", type=Path, help="CA that signs the pods' certificates")
+    security.add_argument(
+        "--pod-tls-server-name",
+        default=DEFAULT_SERVER_NAME,
+        help="name the pods' certificates carry (default: %(default)s)",
+    )
     security.add_argument("--tls-cert", type=Path, help="PEM certificate: serve TLS")
     security.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
     security.add_argument(
@@ -103,6 +112,8 @@ def settings(args: argparse.Namespace) -> RouterSettings:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         auth_token_file=args.auth_token_file,
+        pod_tls=TLSFiles.from_flags(args.pod_tls_cert, args.pod_tls_key, args.pod_tls_ca),
+        pod_tls_server_name=args.pod_tls_server_name,
         **{name: getattr(args, name) for name in TUNING},
     )
 

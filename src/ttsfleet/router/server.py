@@ -25,6 +25,8 @@ from ttsfleet.router.settings import RouterSettings
 
 log = logging.getLogger(__name__)
 
+TLS_CHECK_SECONDS = 5.0
+
 
 class RouterServer:
     """The running router. `start` binds and begins discovery; `stop` drains."""
@@ -44,6 +46,7 @@ class RouterServer:
         )
         self._discovery = discovery
         self._discovering: asyncio.Task[None] | None = None
+        self._renewing: asyncio.Task[None] | None = None
         self._health = health.aio.HealthServicer()
         tokens = self.settings.auth_token_file
         auth = [BearerTokenAuth(token_file(tokens).current)] if tokens else []
@@ -77,13 +80,22 @@ class RouterServer:
                 self.settings.metrics_port, addr=host, registry=self.metrics.registry
             )
             self.metrics_port = self._metrics_http.server_port
-        self._discovering = asyncio.get_running_loop().create_task(
-            self._discovery.run(self._publish), name="discovery"
-        )
+        loop = asyncio.get_running_loop()
+        self._discovering = loop.create_task(self._discovery.run(self._publish), name="discovery")
+        if self.settings.pod_tls:
+            self._renewing = loop.create_task(self._renew_tls(), name="pod-tls")
         await self._server.start()
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info("router listening", extra={"port": self.port, "metrics_port": self.metrics_port})
         return self.port
+
+    async def _renew_tls(self) -> None:
+        """Looks at the pod TLS files every few seconds; renewed ones get new channels."""
+        while True:
+            await asyncio.sleep(TLS_CHECK_SECONDS)
+            if self.datastore.renew_tls():
+                log.info("pod TLS files changed; new channels to every pod")
+                self._load.restart()
 
     def _bind(self, address: str) -> int:
         cert, key = self.settings.tls_cert, self.settings.tls_key
@@ -99,10 +111,11 @@ class RouterServer:
         """Drains: NOT_SERVING, no new calls, lets calls in flight finish within `grace`."""
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._server.stop(grace)
-        if self._discovering:
-            self._discovering.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._discovering
+        for task in (self._discovering, self._renewing):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._load.stop()
         await self.datastore.close()
         if self._metrics_http:

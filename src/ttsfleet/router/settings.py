@@ -8,6 +8,7 @@ from pathlib import Path
 from ttsfleet.manifests import DEFAULT_MAX_UNARY_BYTES
 from ttsfleet.pieces import FanoutPolicy
 from ttsfleet.router.picker import PICKERS
+from ttsfleet.tls import DEFAULT_SERVER_NAME, TLSFiles
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class RouterSettings:
     close_grace: float = 30.0
     # None: no Prometheus endpoint; 0: any free port.
     metrics_port: int | None = None
+    # Mutual TLS towards pods (PEM files, re-read when they change); None: plaintext.
+    pod_tls: TLSFiles | None = None
+    pod_tls_server_name: str = DEFAULT_SERVER_NAME
     # TLS on the listener when both are set (PEM files).
     tls_cert: Path | None = None
     tls_key: Path | None = None
