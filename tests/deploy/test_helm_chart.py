@@ -54,6 +54,8 @@ EVERY_OPTION = [
     "jobs.redisUrl=redis://redis:6379/0",
     "gateway.apiKeys.secretName=gateway-api-keys",
     "jobs.callbackSecret.secretName=callback-hmac",
+    "podTLS.enabled=true",
+    "podTLS.secretName=fleet-tls",
 ]
 Manifest = dict[str, Any]
 
@@ -292,6 +294,27 @@ def test_the_router_keeps_serving_then_drains_within_its_grace(render: Any) -> N
     assert pod["terminationGracePeriodSeconds"] >= wait + drain + 10
 
 
+def test_pod_tls_gives_the_router_and_operator_the_shared_secret(
+    render: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifests = render("podTLS.enabled=true", "podTLS.secretName=fleet-tls")
+    router = container(manifests, "router")
+    mounts = {m["name"]: m["mountPath"] for m in router["volumeMounts"]}
+    args = router_main.parse_args(router["args"])
+    assert (args.pod_tls_cert, args.pod_tls_key, args.pod_tls_ca) == tuple(
+        Path(mounts["pod-tls"], name) for name in ("tls.crt", "tls.key", "ca.crt")
+    )
+    operator = container(manifests, "operator")
+    for variable in operator["env"]:
+        if "value" in variable:
+            monkeypatch.setenv(variable["name"], variable["value"])
+    parsed = operator_main.parse_args([])
+    assert parsed.pod_tls_secret == "fleet-tls"
+    assert parsed.pod_tls_dir == Path(
+        next(m["mountPath"] for m in operator["volumeMounts"] if m["name"] == "pod-tls")
+    )
+
+
 def test_tls_turns_grpc_probes_into_tcp_probes(render: Any) -> None:
     """The kubelet's gRPC probe speaks plaintext only; it would fail against TLS."""
     plain = container(render(), "router")
@@ -365,6 +388,7 @@ def test_service_monitors_select_the_router_and_every_pools_service(render: Any)
         ("router.tls.enabled=true", "router.tls.secretName: name the kubernetes.io/tls Secret"),
         ("router.auth.enabled=true", "router.auth.secretName: name the Secret"),
         ("router.metricsPort=50051", "router.metricsPort: choose a port other than 50051"),
+        ("podTLS.enabled=true", "podTLS.secretName: name the kubernetes.io/tls Secret"),
         ("gateway.replicas=2", "gateway.replicas: the sqlite job backend is one file"),
         ("jobs.backend=redis", "jobs.redisUrl: the Redis URL"),
         ("jobs.backend=postgres", "at '/jobs/backend': value must be one of"),

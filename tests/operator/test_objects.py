@@ -1,5 +1,6 @@
 """The operator's pure parts: owned objects, drift, status, which pods to read load from."""
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -426,3 +427,24 @@ def test_address_templates() -> None:
     named = template_resolver("{name}.{pool}.{namespace}.svc:50051")
     assert named is not None
     assert named(PodInfo.of(pod())) == "p-1.english.speech.svc:50051"
+
+
+def test_a_tls_secret_turns_on_mutual_tls_and_moves_probes_to_the_health_port() -> None:
+    built = objects.desired_objects(REF, pool(), [voice()], "img:1", tls_secret="fleet-tls")
+    spec = built[2]["spec"]["template"]["spec"]
+    pod = spec["containers"][0]
+    args = inference_main.parse_args(pod["args"])
+    mount = next(m for m in pod["volumeMounts"] if m["name"] == "tls")
+    assert {"name": "tls", "secret": {"secretName": "fleet-tls"}} in spec["volumes"]
+    assert mount["readOnly"] is True
+    assert (args.tls_cert, args.tls_key, args.tls_client_ca) == tuple(
+        Path(mount["mountPath"], name) for name in ("tls.crt", "tls.key", "ca.crt")
+    )
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert pod[probe]["grpc"]["port"] == args.health_port  # plaintext: kubelet has no cert
+    assert args.health_port != args.port
+
+
+def test_without_a_tls_secret_pods_serve_plaintext() -> None:
+    args = inference_main.parse_args(container()["args"])
+    assert (args.tls_cert, args.health_port) == (None, None)

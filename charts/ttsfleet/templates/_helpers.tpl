@@ -233,3 +233,24 @@ spec:
     matchLabels:
       {{- include "ttsfleet.selectorLabels" . | nindent 6 }}
 {{- end -}}
+
+{{/* Mutual TLS with the inference pods: the Secret's name (required when on), its mount and volume. */}}
+{{- define "ttsfleet.podTLSSecret" -}}
+{{- required "podTLS.secretName: name the kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt) the pods, the router and the operator share" .Values.podTLS.secretName -}}
+{{- end -}}
+
+{{- define "ttsfleet.podTLSMount" -}}
+{{- if .Values.podTLS.enabled }}
+- name: pod-tls
+  mountPath: /etc/ttsfleet/pod-tls
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "ttsfleet.podTLSVolume" -}}
+{{- if .Values.podTLS.enabled }}
+- name: pod-tls
+  secret:
+    secretName: {{ include "ttsfleet.podTLSSecret" . }}
+{{- end }}
+{{- end -}}

@@ -22,6 +22,7 @@ from ttsfleet.operator.autoscale_policy import Action, decide
 from ttsfleet.operator.load import AddressResolver, read_pool_load
 from ttsfleet.operator.reconciler import Reconciler, Views, event_target, now_iso
 from ttsfleet.operator.state import PoolKey, PoolState, PoolStates
+from ttsfleet.tls import ClientTLS
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,9 @@ class Autoscaler:
         resolve: AddressResolver | None,
         load_timeout: float,
         clock: Callable[[], float] = time.monotonic,
+        tls: ClientTLS | None = None,
     ) -> None:
+        self._tls = tls
         self._api = api
         self._states = states
         self._reconciler = reconciler
@@ -49,7 +52,9 @@ class Autoscaler:
         if state.needs_reconcile:
             await self._reconciler.reconcile(views, key)
         if self._resolve is not None:
-            state.load = await read_pool_load(views.pods(key), self._resolve, self._load_timeout)
+            state.load = await read_pool_load(
+                views.pods(key), self._resolve, self._load_timeout, self._tls
+            )
         try:
             pool = pool_from_manifest(body)
         except ManifestError:

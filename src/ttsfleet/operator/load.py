@@ -89,12 +89,12 @@ async def read_report(
 
 
 async def read_pool_load(
-    pods: Iterable[PodInfo], resolve: AddressResolver, seconds: float
+    pods: Iterable[PodInfo], resolve: AddressResolver, seconds: float, tls: ClientTLS | None = None
 ) -> LoadSample:
     """Dial every ready pod at once; sum what arrives within ``seconds``."""
     ready = [pod for pod in pods if pod.ready]
     addresses = [address for address in map(resolve, ready) if address]
-    reports = await asyncio.gather(*(read_report(a, seconds) for a in addresses))
+    reports = await asyncio.gather(*(read_report(a, seconds, tls) for a in addresses))
     answered = [r for r in reports if r is not None]
     return LoadSample(
         ready_pods=len(ready),

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import random
+from pathlib import Path
 
 import kopf
 from kubernetes.aio import client, config
@@ -28,6 +29,7 @@ from ttsfleet.operator.load import DEFAULT_ADDRESS, template_resolver
 from ttsfleet.operator.objects import DEFAULT_IMAGE
 from ttsfleet.operator.reconciler import Reconciler
 from ttsfleet.operator.state import PoolStates
+from ttsfleet.tls import ClientTLS, TLSFiles
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="where a pod's LoadReporter answers: a template with {ip}, {name}, {namespace}, "
         "{pool}; empty disables load reads, leaving the autoscaler only its min/max bounds "
         "(env TTSFLEET_LOAD_ADDRESS)",
+    )
+    parser.add_argument(
+        "--pod-tls-secret",
+        default=_env("POD_TLS_SECRET", ""),
+        help="a kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt) in each pool's namespace: "
+        "pods then require client certificates (env TTSFLEET_POD_TLS_SECRET)",
+    )
+    parser.add_argument(
+        "--pod-tls-dir",
+        type=Path,
+        default=Path(_env("POD_TLS_DIR", "")) if _env("POD_TLS_DIR", "") else None,
+        help="where the operator's own copy of that Secret is mounted, for its load reads "
+        "(env TTSFLEET_POD_TLS_DIR)",
     )
     parser.add_argument(
         "--load-timeout",
@@ -128,9 +143,20 @@ async def run(args: argparse.Namespace) -> None:
     async with await new_api_client() as api_client:
         api = Api(api_client)
         states = PoolStates()
-        reconciler = Reconciler(api, states, args.image)
+        reconciler = Reconciler(api, states, args.image, args.pod_tls_secret)
+        tls_dir = args.pod_tls_dir
+        tls = (
+            ClientTLS(TLSFiles(tls_dir / "tls.crt", tls_dir / "tls.key", tls_dir / "ca.crt"))
+            if tls_dir
+            else None
+        )
         autoscaler = Autoscaler(
-            api, states, reconciler, template_resolver(args.load_address), args.load_timeout
+            api,
+            states,
+            reconciler,
+            template_resolver(args.load_address),
+            args.load_timeout,
+            tls=tls,
         )
         registry = kopf.OperatorRegistry()
         register(

@@ -33,6 +33,8 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 CONFIG_HASH_ANNOTATION = "ttsfleet.dev/config-hash"
 GPU_RESOURCE = "nvidia.com/gpu"
 GRPC_PORT = 50051
+HEALTH_PORT = 50052  # plaintext health checks only, when gRPC needs client certificates
+TLS_DIR = "/etc/ttsfleet/tls"
 METRICS_PORT = 9090
 CONFIG_DIR = "/etc/ttsfleet"
 CONFIG_KEY = "pod.yaml"
@@ -218,8 +220,8 @@ def _fetch_containers(image: str, voices: Iterable[Voice]) -> list[dict[str, Any
     ]
 
 
-def _probe(period: int, failures: int, service: str = "") -> dict[str, Any]:
-    check: dict[str, Any] = {"port": GRPC_PORT, **({"service": service} if service else {})}
+def _probe(period: int, failures: int, port: int, service: str = "") -> dict[str, Any]:
+    check: dict[str, Any] = {"port": port, **({"service": service} if service else {})}
     return {"grpc": check, "periodSeconds": period, "failureThreshold": failures}
 
 
@@ -233,12 +235,26 @@ def _spread(pool: str, topology_key: str) -> dict[str, Any]:
     }
 
 
+def _tls_args(tls_secret: str) -> list[str]:
+    """With a TLS Secret: mutual TLS on the gRPC port, plaintext health checks for probes."""
+    if not tls_secret:
+        return []
+    return [
+        "--tls-cert", f"{TLS_DIR}/tls.crt",
+        "--tls-key", f"{TLS_DIR}/tls.key",
+        "--tls-client-ca", f"{TLS_DIR}/ca.crt",
+        "--health-port", str(HEALTH_PORT),
+    ]  # fmt: skip
+
+
 def deployment(
-    ref: PoolRef, pool: Pool, voices: list[Voice], image: str, text: str
+    ref: PoolRef, pool: Pool, voices: list[Voice], image: str, text: str, tls_secret: str = ""
 ) -> dict[str, Any]:
     """The inference pods: config mounted read-only, gRPC probes, non-root, spread out."""
     spec = pool.raw_spec
     image = spec.get("image") or image
+    # The kubelet's gRPC probe speaks plaintext: with mutual TLS it asks the health port.
+    probe_port = HEALTH_PORT if tls_secret else GRPC_PORT
     container = {
         "name": "inference",
         "image": image,
@@ -254,6 +270,7 @@ def deployment(
             str(METRICS_PORT),
             "--drain-seconds",
             str(DRAIN_SECONDS),
+            *_tls_args(tls_secret),
         ],
         "env": [
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -279,16 +296,17 @@ def deployment(
             {"name": GRPC_PORT_NAME, "containerPort": GRPC_PORT},
             {"name": "metrics", "containerPort": METRICS_PORT},
         ],
-        "startupProbe": _probe(period=5, failures=60),  # loading voices may take minutes
-        "readinessProbe": _probe(period=5, failures=2),
+        "startupProbe": _probe(5, 60, probe_port),  # loading voices may take minutes
+        "readinessProbe": _probe(5, 2, probe_port),
         # A hung engine fails `liveness` (see inference/server.py), so the pod restarts.
-        "livenessProbe": _probe(period=10, failures=3, service=wire.LIVENESS_SERVICE),
+        "livenessProbe": _probe(10, 3, probe_port, service=wire.LIVENESS_SERVICE),
         "resources": _resources(pool),
         "securityContext": _CONTAINER_SECURITY,
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": "voices", "mountPath": VOICES_DIR},
             {"name": "tmp", "mountPath": "/tmp"},
+            *([{"name": "tls", "mountPath": TLS_DIR, "readOnly": True}] if tls_secret else []),
         ],
     }
     pod_spec: dict[str, Any] = {
@@ -308,6 +326,7 @@ def deployment(
             {"name": "config", "configMap": {"name": owned_name(ref.name)}},
             {"name": "voices", "emptyDir": {}},
             {"name": "tmp", "emptyDir": {}},
+            *([{"name": "tls", "secret": {"secretName": tls_secret}}] if tls_secret else []),
         ],
         "topologySpreadConstraints": [
             _spread(ref.name, "kubernetes.io/hostname"),
@@ -346,13 +365,17 @@ def deployment(
 
 
 def desired_objects(
-    ref: PoolRef, pool: Pool, voices: list[Voice], image: str = DEFAULT_IMAGE
+    ref: PoolRef,
+    pool: Pool,
+    voices: list[Voice],
+    image: str = DEFAULT_IMAGE,
+    tls_secret: str = "",
 ) -> list[dict[str, Any]]:
     """Everything the pool owns, in apply order (the ConfigMap before the pods need it)."""
     text = pod_config_text(pool, voices)
     return [
         config_map(ref, text),
         service(ref),
-        deployment(ref, pool, voices, image, text),
+        deployment(ref, pool, voices, image, text, tls_secret),
         pod_disruption_budget(ref),
     ]

@@ -83,7 +83,8 @@ def _transient(error: ApiException) -> bool:
 
 
 class Reconciler:
-    def __init__(self, api: Api, states: PoolStates, image: str) -> None:
+    def __init__(self, api: Api, states: PoolStates, image: str, tls_secret: str = "") -> None:
+        self._tls_secret = tls_secret
         self._api = api
         self._states = states
         self._image = image
@@ -123,7 +124,7 @@ class Reconciler:
             resolved = [voice_from_manifest(voices[v] or {}) for v in pool.voices]
         except ManifestError as error:
             return Problem("InvalidVoice", str(error))
-        return desired_objects(PoolRef.of(body), pool, resolved, self._image)
+        return desired_objects(PoolRef.of(body), pool, resolved, self._image, self._tls_secret)
 
     async def reconcile(self, views: Views, key: PoolKey) -> None:
         """Apply everything the pool owns, then its status."""
