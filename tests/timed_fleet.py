@@ -220,7 +220,7 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def child_process(*args: str, stderr: IO[bytes] | None = None) -> AsyncIterator[Child]:
-    """Runs `python -P args --port N`; yields once it answers on 127.0.0.1:N; stops it after."""
+    """Runs `python args --port N`; yields once it answers on 127.0.0.1:N; stops it after."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, *args, "--port", str(port), stderr=stderr

@@ -9,17 +9,22 @@ from audio_checks import read_wav
 from ttsfleet import codecs
 from ttsfleet.errors import TTSError
 from ttsfleet.proto import tts_pb2
-from ttsfleet.router.piece_requests import joined_response, piece_request
+from ttsfleet.router.piece_requests import joined_response, piece_request, piece_template
 
 
 def test_piece_requests_keep_every_other_field() -> None:
     raw = tts_pb2.TTSRequest(
         text="long text", voice="joe", speed=1.5, request_id="r", sample_rate=16000
     ).SerializeToString()
-    piece = tts_pb2.TTSRequest.FromString(piece_request(raw, "short"))
+    piece = tts_pb2.TTSRequest.FromString(piece_request(piece_template(raw), "short"))
     assert (piece.text, piece.voice, piece.speed, piece.request_id) == ("short", "joe", 1.5, "r")
     assert (piece.encoding, piece.sample_rate) == (tts_pb2.AUDIO_ENCODING_PCM16, 16000)
-    assert tts_pb2.TTSRequest.FromString(piece_request(raw, "short", 8000)).sample_rate == 8000
+    # Only the piece's text travels: a long original is not re-sent with every piece.
+    assert len(piece_request(piece_template(raw), "short")) < len(raw)
+    assert (
+        tts_pb2.TTSRequest.FromString(piece_request(piece_template(raw), "short", 8000)).sample_rate
+        == 8000
+    )
 
 
 def test_pieces_are_asked_for_the_rate_the_codec_needs() -> None:

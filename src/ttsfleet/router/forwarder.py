@@ -39,6 +39,7 @@ from ttsfleet.router.piece_requests import (
     encoded_chunks,
     joined_response,
     piece_request,
+    piece_template,
 )
 from ttsfleet.router.saturation import saturated
 from ttsfleet.router.settings import RouterSettings
@@ -214,7 +215,7 @@ class Forwarder:
         self, path: str, exchange: _Exchange, sample_rate: int, text: str
     ) -> AsyncIterator[bytes]:
         """One piece of a long text, streamed as PCM16 with retries of its own."""
-        tries = _Tries(piece_request(exchange.payload, text, sample_rate))
+        tries = _Tries(piece_request(exchange.piece_template, text, sample_rate))
         return self._stream_tries(path, exchange, tries, send_headers=False)
 
     async def choose(self, voice: str, tried: Sequence[str]) -> Endpoint:
@@ -356,6 +357,11 @@ class _Exchange:
             forwarder.datastore.succeeded(endpoint)
         finally:
             endpoint.in_flight -= 1
+
+    @functools.cached_property
+    def piece_template(self) -> tts_pb2.TTSRequest:
+        """The request as every piece of a long text starts from it (parsed once)."""
+        return piece_template(self.payload)
 
     def send(self, method: Any, payload: bytes) -> Any:
         """Starts an upstream call: the bytes, the request id, the client's remaining time."""

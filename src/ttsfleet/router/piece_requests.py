@@ -1,4 +1,4 @@
-"""The router's side of fan-out: piece requests built from the caller's bytes, and joined answers.
+"""The router's side of fan-out: piece requests built from the caller's request, and joined answers.
 
 Pieces are always streamed as PCM16, whatever the caller asked for, so that
 their audio can be joined and encoded once (a stream of Ogg or FLAC pieces
@@ -14,19 +14,26 @@ from ttsfleet import codecs
 from ttsfleet.proto import tts_pb2
 
 
-def piece_request(raw: bytes, text: str, sample_rate: int = 0) -> bytes:
-    """A request's bytes with its text replaced by a piece's, asking for PCM16 at `sample_rate`.
+def piece_template(raw: bytes) -> tts_pb2.TTSRequest:
+    """The caller's request without its text, parsed once for all of its pieces."""
+    template = tts_pb2.TTSRequest.FromString(raw)
+    template.text = ""
+    return template
 
-    Appending fields to an encoded message overrides earlier values of the
-    same fields, so the rest of the caller's request passes through
-    untouched (a zero sample rate is not written: the caller's stays).
+
+def piece_request(template: tts_pb2.TTSRequest, text: str, sample_rate: int = 0) -> bytes:
+    """One piece's request: the caller's fields with the piece's text, asking for PCM16.
+
+    Built from the parsed fields, so a piece carries its own text only, never
+    the whole original (a zero sample rate keeps the caller's).
     """
-    return (
-        raw
-        + tts_pb2.TTSRequest(
-            text=text, encoding=tts_pb2.AUDIO_ENCODING_PCM16, sample_rate=sample_rate
-        ).SerializeToString()
-    )
+    piece = tts_pb2.TTSRequest()
+    piece.CopyFrom(template)
+    piece.text = text
+    piece.encoding = tts_pb2.AUDIO_ENCODING_PCM16
+    if sample_rate:
+        piece.sample_rate = sample_rate
+    return piece.SerializeToString()
 
 
 def joined_response(
