@@ -20,6 +20,13 @@ from typing import Generic, TypeVar
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Version = tuple[int, int, int]
+
+
+def file_version(path: Path) -> Version:
+    """What changes when a file is rewritten or swapped (as a Secret update swaps it)."""
+    stat = os.stat(path)
+    return (stat.st_mtime_ns, stat.st_ino, stat.st_size)
 
 
 class ReloadingFile(Generic[T]):
@@ -30,14 +37,9 @@ class ReloadingFile(Generic[T]):
         self._parse = parse
         self._check_seconds = check_seconds
         self._checked = float("-inf")
-        self._version: tuple[int, int, int] | None = None
         # The first read must succeed: a service must not start with nothing.
         self._value = parse(path.read_text(encoding="utf-8"))
-        self._version = self._stat()
-
-    def _stat(self) -> tuple[int, int, int]:
-        stat = os.stat(self.path)
-        return (stat.st_mtime_ns, stat.st_ino, stat.st_size)
+        self._version = file_version(path)
 
     def current(self) -> T:
         now = time.monotonic()
@@ -45,7 +47,7 @@ class ReloadingFile(Generic[T]):
             return self._value
         self._checked = now
         try:
-            version = self._stat()
+            version = file_version(self.path)
             if version != self._version:
                 self._value = self._parse(self.path.read_text(encoding="utf-8"))
                 self._version = version

@@ -10,12 +10,13 @@ next handshake uses the new files, and callers reconnect when theirs change.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
+
+from ttsfleet.reloading import Version, file_version
 
 # The name pods' certificates carry (a DNS SAN) and callers check.
 DEFAULT_SERVER_NAME = "ttsfleet-inference"
@@ -39,10 +40,9 @@ class TLSFiles:
             raise ValueError("mutual TLS needs a certificate, its key and a CA file")
         return cls(cert, key, ca)
 
-    def version(self) -> tuple[tuple[int, int, int], ...]:
-        """What changes when any file is replaced (a Secret update swaps files)."""
-        stats = (os.stat(path) for path in (self.cert, self.key, self.ca))
-        return tuple((s.st_mtime_ns, s.st_ino, s.st_size) for s in stats)
+    def version(self) -> tuple[Version, ...]:
+        """What changes when any of the files is replaced."""
+        return tuple(file_version(path) for path in (self.cert, self.key, self.ca))
 
     def read(self) -> tuple[bytes, bytes, bytes]:
         return self.cert.read_bytes(), self.key.read_bytes(), self.ca.read_bytes()
