@@ -24,27 +24,35 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\ttts.proto\"\x83\x01\n\nTTSRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05voice\x18\x02 \x01(\t\x12 \n\x08\x65ncoding\x18\x03 \x01(\x0e\x32\x0e.AudioEncoding\x12\x13\n\x0bsample_rate\x18\x04 \x01(\x05\x12\r\n\x05speed\x18\x05 \x01(\x02\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"\x8d\x01\n\x0bTTSResponse\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12\x13\n\x0bsample_rate\x18\x02 \x01(\x05\x12 \n\x08\x65ncoding\x18\x03 \x01(\x0e\x32\x0e.AudioEncoding\x12\r\n\x05voice\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x15\n\raudio_seconds\x18\x06 \x01(\x01\"0\n\nAudioChunk\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\x12\x13\n\x0bsample_rate\x18\x02 \x01(\x05\"\x13\n\x11ListVoicesRequest\"L\n\x05Voice\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x05\x12\x0e\n\x06\x65ngine\x18\x04 \x01(\t\"C\n\x12ListVoicesResponse\x12\x16\n\x06voices\x18\x01 \x03(\x0b\x32\x06.Voice\x12\x15\n\rdefault_voice\x18\x02 \x01(\t*\xfa\x01\n\rAudioEncoding\x12\x1e\n\x1a\x41UDIO_ENCODING_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41UDIO_ENCODING_WAV\x10\x01\x12\x18\n\x14\x41UDIO_ENCODING_PCM16\x10\x02\x12\x18\n\x14\x41UDIO_ENCODING_MULAW\x10\x03\x12\x17\n\x13\x41UDIO_ENCODING_ALAW\x10\x04\x12\x1b\n\x17\x41UDIO_ENCODING_OGG_OPUS\x10\x05\x12\x16\n\x12\x41UDIO_ENCODING_MP3\x10\x06\x12\x17\n\x13\x41UDIO_ENCODING_FLAC\x10\x07\x12\x16\n\x12\x41UDIO_ENCODING_AAC\x10\x08\x32\x9c\x01\n\nTTSService\x12\'\n\nSynthesize\x12\x0b.TTSRequest\x1a\x0c.TTSResponse\x12.\n\x10StreamSynthesize\x12\x0b.TTSRequest\x1a\x0b.AudioChunk0\x01\x12\x35\n\nListVoices\x12\x12.ListVoicesRequest\x1a\x13.ListVoicesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\ttts.proto\"\x83\x02\n\nTTSRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05voice\x18\x02 \x01(\t\x12 \n\x08\x65ncoding\x18\x03 \x01(\x0e\x32\x0e.AudioEncoding\x12\x13\n\x0bsample_rate\x18\x04 \x01(\x05\x12\r\n\x05speed\x18\x05 \x01(\x02\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x17\n\x0fword_timestamps\x18\x07 \x01(\x08\x12\x15\n\rword_phonemes\x18\x08 \x01(\x08\x12\x0f\n\x07speaker\x18\t \x01(\t\x12\x1b\n\x08priority\x18\n \x01(\x0e\x32\t.Priority\x12 \n\x0btext_format\x18\x0b \x01(\x0e\x32\x0b.TextFormat\"H\n\nWordTiming\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x01\x12\x10\n\x08phonemes\x18\x04 \x01(\t\"\xa9\x01\n\x0bTTSResponse\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12\x13\n\x0bsample_rate\x18\x02 \x01(\x05\x12 \n\x08\x65ncoding\x18\x03 \x01(\x0e\x32\x0e.AudioEncoding\x12\r\n\x05voice\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x15\n\raudio_seconds\x18\x06 \x01(\x01\x12\x1a\n\x05words\x18\x07 \x03(\x0b\x32\x0b.WordTiming\"L\n\nAudioChunk\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\x12\x13\n\x0bsample_rate\x18\x02 \x01(\x05\x12\x1a\n\x05words\x18\x03 \x03(\x0b\x32\x0b.WordTiming\"\x13\n\x11ListVoicesRequest\"z\n\x05Voice\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x05\x12\x0e\n\x06\x65ngine\x18\x04 \x01(\t\x12\x1a\n\x08speakers\x18\x05 \x03(\x0b\x32\x08.Speaker\x12\x10\n\x08revision\x18\x06 \x01(\t\"#\n\x07Speaker\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x05\"C\n\x12ListVoicesResponse\x12\x16\n\x06voices\x18\x01 \x03(\x0b\x32\x06.Voice\x12\x15\n\rdefault_voice\x18\x02 \x01(\t*\xfa\x01\n\rAudioEncoding\x12\x1e\n\x1a\x41UDIO_ENCODING_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41UDIO_ENCODING_WAV\x10\x01\x12\x18\n\x14\x41UDIO_ENCODING_PCM16\x10\x02\x12\x18\n\x14\x41UDIO_ENCODING_MULAW\x10\x03\x12\x17\n\x13\x41UDIO_ENCODING_ALAW\x10\x04\x12\x1b\n\x17\x41UDIO_ENCODING_OGG_OPUS\x10\x05\x12\x16\n\x12\x41UDIO_ENCODING_MP3\x10\x06\x12\x17\n\x13\x41UDIO_ENCODING_FLAC\x10\x07\x12\x16\n\x12\x41UDIO_ENCODING_AAC\x10\x08*R\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x18\n\x14PRIORITY_INTERACTIVE\x10\x01\x12\x12\n\x0ePRIORITY_BATCH\x10\x02*V\n\nTextFormat\x12\x1b\n\x17TEXT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11TEXT_FORMAT_PLAIN\x10\x01\x12\x14\n\x10TEXT_FORMAT_SSML\x10\x02\x32\x9c\x01\n\nTTSService\x12\'\n\nSynthesize\x12\x0b.TTSRequest\x1a\x0c.TTSResponse\x12.\n\x10StreamSynthesize\x12\x0b.TTSRequest\x1a\x0b.AudioChunk0\x01\x12\x35\n\nListVoices\x12\x12.ListVoicesRequest\x1a\x13.ListVoicesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tts_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AUDIOENCODING']._serialized_start=510
-  _globals['_AUDIOENCODING']._serialized_end=760
+  _globals['_AUDIOENCODING']._serialized_start=851
+  _globals['_AUDIOENCODING']._serialized_end=1101
+  _globals['_PRIORITY']._serialized_start=1103
+  _globals['_PRIORITY']._serialized_end=1185
+  _globals['_TEXTFORMAT']._serialized_start=1187
+  _globals['_TEXTFORMAT']._serialized_end=1273
   _globals['_TTSREQUEST']._serialized_start=14
-  _globals['_TTSREQUEST']._serialized_end=145
-  _globals['_TTSRESPONSE']._serialized_start=148
-  _globals['_TTSRESPONSE']._serialized_end=289
-  _globals['_AUDIOCHUNK']._serialized_start=291
-  _globals['_AUDIOCHUNK']._serialized_end=339
-  _globals['_LISTVOICESREQUEST']._serialized_start=341
-  _globals['_LISTVOICESREQUEST']._serialized_end=360
-  _globals['_VOICE']._serialized_start=362
-  _globals['_VOICE']._serialized_end=438
-  _globals['_LISTVOICESRESPONSE']._serialized_start=440
-  _globals['_LISTVOICESRESPONSE']._serialized_end=507
-  _globals['_TTSSERVICE']._serialized_start=763
-  _globals['_TTSSERVICE']._serialized_end=919
+  _globals['_TTSREQUEST']._serialized_end=273
+  _globals['_WORDTIMING']._serialized_start=275
+  _globals['_WORDTIMING']._serialized_end=347
+  _globals['_TTSRESPONSE']._serialized_start=350
+  _globals['_TTSRESPONSE']._serialized_end=519
+  _globals['_AUDIOCHUNK']._serialized_start=521
+  _globals['_AUDIOCHUNK']._serialized_end=597
+  _globals['_LISTVOICESREQUEST']._serialized_start=599
+  _globals['_LISTVOICESREQUEST']._serialized_end=618
+  _globals['_VOICE']._serialized_start=620
+  _globals['_VOICE']._serialized_end=742
+  _globals['_SPEAKER']._serialized_start=744
+  _globals['_SPEAKER']._serialized_end=779
+  _globals['_LISTVOICESRESPONSE']._serialized_start=781
+  _globals['_LISTVOICESRESPONSE']._serialized_end=848
+  _globals['_TTSSERVICE']._serialized_start=1276
+  _globals['_TTSSERVICE']._serialized_end=1432
 # @@protoc_insertion_point(module_scope)

@@ -25,35 +25,35 @@ _sym_db = _symbol_database.Default()
 from . import tts_pb2 as tts__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11ttsfleet_v1.proto\x12\x0bttsfleet.v1\x1a\ttts.proto\"D\n\x10WatchLoadRequest\x12\x17\n\x0fmin_interval_ms\x18\x01 \x01(\x05\x12\x17\n\x0fmax_interval_ms\x18\x02 \x01(\x05\"\xb4\x01\n\nLoadReport\x12\x13\n\x0bqueue_depth\x18\x01 \x01(\x05\x12\x11\n\tin_flight\x18\x02 \x01(\x05\x12\x16\n\x0equeue_capacity\x18\x03 \x01(\x05\x12\x10\n\x08\x64raining\x18\x05 \x01(\x08\x12\x1c\n\x14queued_audio_seconds\x18\x08 \x01(\x02J\x04\x08\x04\x10\x05J\x04\x08\x06\x10\x07J\x04\x08\x07\x10\x08R\x0emax_batch_sizeR\x0ctimestamp_msR\x06voices\"\xa4\x01\n\x10SubmitJobRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05voice\x18\x02 \x01(\t\x12 \n\x08\x65ncoding\x18\x03 \x01(\x0e\x32\x0e.AudioEncoding\x12\x13\n\x0bsample_rate\x18\x04 \x01(\x05\x12\r\n\x05speed\x18\x05 \x01(\x02\x12\x14\n\x0c\x63\x61llback_url\x18\x06 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xde\x01\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.ttsfleet.v1.JobState\x12\x13\n\x0bpieces_done\x18\x03 \x01(\x05\x12\x14\n\x0cpieces_total\x18\x04 \x01(\x05\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12 \n\x08\x65ncoding\x18\x07 \x01(\x0e\x32\x0e.AudioEncoding\x12\x12\n\ncreated_ms\x18\x08 \x01(\x03\x12\x12\n\nupdated_ms\x18\t \x01(\x03\x12\x0f\n\x07\x63reated\x18\n \x01(\x08\"\x1e\n\rJobAudioChunk\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\"\'\n\x16ListDeadLettersRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\")\n\x07JobList\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.ttsfleet.v1.Job*\x9e\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x1b\n\x17JOB_STATE_DEAD_LETTERED\x10\x05\x32\x9d\x01\n\x0bSynthesizer\x12\'\n\nSynthesize\x12\x0b.TTSRequest\x1a\x0c.TTSResponse\x12.\n\x10StreamSynthesize\x12\x0b.TTSRequest\x1a\x0b.AudioChunk0\x01\x12\x35\n\nListVoices\x12\x12.ListVoicesRequest\x1a\x13.ListVoicesResponse2U\n\x0cLoadReporter\x12\x45\n\tWatchLoad\x12\x1d.ttsfleet.v1.WatchLoadRequest\x1a\x17.ttsfleet.v1.LoadReport0\x01\x32\xcf\x02\n\x04Jobs\x12<\n\tSubmitJob\x12\x1d.ttsfleet.v1.SubmitJobRequest\x1a\x10.ttsfleet.v1.Job\x12\x36\n\x06GetJob\x12\x1a.ttsfleet.v1.GetJobRequest\x1a\x10.ttsfleet.v1.Job\x12G\n\x0bGetJobAudio\x12\x1a.ttsfleet.v1.GetJobRequest\x1a\x1a.ttsfleet.v1.JobAudioChunk0\x01\x12L\n\x0fListDeadLetters\x12#.ttsfleet.v1.ListDeadLettersRequest\x1a\x14.ttsfleet.v1.JobList\x12:\n\nRedriveJob\x12\x1a.ttsfleet.v1.GetJobRequest\x1a\x10.ttsfleet.v1.Jobb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11ttsfleet_v1.proto\x12\x0bttsfleet.v1\x1a\ttts.proto\"D\n\x10WatchLoadRequest\x12\x17\n\x0fmin_interval_ms\x18\x01 \x01(\x05\x12\x17\n\x0fmax_interval_ms\x18\x02 \x01(\x05\"\xf1\x01\n\nLoadReport\x12\x13\n\x0bqueue_depth\x18\x01 \x01(\x05\x12\x11\n\tin_flight\x18\x02 \x01(\x05\x12\x16\n\x0equeue_capacity\x18\x03 \x01(\x05\x12\x10\n\x08\x64raining\x18\x05 \x01(\x08\x12\x1c\n\x14queued_audio_seconds\x18\x08 \x01(\x02\x12 \n\x18\x61udio_seconds_per_second\x18\t \x01(\x02\x12\x19\n\x11\x62\x61tch_queue_depth\x18\n \x01(\x05J\x04\x08\x04\x10\x05J\x04\x08\x06\x10\x07J\x04\x08\x07\x10\x08R\x0emax_batch_sizeR\x0ctimestamp_msR\x06voices\"\xd7\x01\n\x10SubmitJobRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05voice\x18\x02 \x01(\t\x12 \n\x08\x65ncoding\x18\x03 \x01(\x0e\x32\x0e.AudioEncoding\x12\x13\n\x0bsample_rate\x18\x04 \x01(\x05\x12\r\n\x05speed\x18\x05 \x01(\x02\x12\x14\n\x0c\x63\x61llback_url\x18\x06 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12\x0f\n\x07speaker\x18\x08 \x01(\t\x12 \n\x0btext_format\x18\t \x01(\x0e\x32\x0b.TextFormat\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xde\x01\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.ttsfleet.v1.JobState\x12\x13\n\x0bpieces_done\x18\x03 \x01(\x05\x12\x14\n\x0cpieces_total\x18\x04 \x01(\x05\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12 \n\x08\x65ncoding\x18\x07 \x01(\x0e\x32\x0e.AudioEncoding\x12\x12\n\ncreated_ms\x18\x08 \x01(\x03\x12\x12\n\nupdated_ms\x18\t \x01(\x03\x12\x0f\n\x07\x63reated\x18\n \x01(\x08\"\x1e\n\rJobAudioChunk\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\"\'\n\x16ListDeadLettersRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\")\n\x07JobList\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.ttsfleet.v1.Job*\x9e\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x1b\n\x17JOB_STATE_DEAD_LETTERED\x10\x05\x32\x9d\x01\n\x0bSynthesizer\x12\'\n\nSynthesize\x12\x0b.TTSRequest\x1a\x0c.TTSResponse\x12.\n\x10StreamSynthesize\x12\x0b.TTSRequest\x1a\x0b.AudioChunk0\x01\x12\x35\n\nListVoices\x12\x12.ListVoicesRequest\x1a\x13.ListVoicesResponse2U\n\x0cLoadReporter\x12\x45\n\tWatchLoad\x12\x1d.ttsfleet.v1.WatchLoadRequest\x1a\x17.ttsfleet.v1.LoadReport0\x01\x32\xcf\x02\n\x04Jobs\x12<\n\tSubmitJob\x12\x1d.ttsfleet.v1.SubmitJobRequest\x1a\x10.ttsfleet.v1.Job\x12\x36\n\x06GetJob\x12\x1a.ttsfleet.v1.GetJobRequest\x1a\x10.ttsfleet.v1.Job\x12G\n\x0bGetJobAudio\x12\x1a.ttsfleet.v1.GetJobRequest\x1a\x1a.ttsfleet.v1.JobAudioChunk0\x01\x12L\n\x0fListDeadLetters\x12#.ttsfleet.v1.ListDeadLettersRequest\x1a\x14.ttsfleet.v1.JobList\x12:\n\nRedriveJob\x12\x1a.ttsfleet.v1.GetJobRequest\x1a\x10.ttsfleet.v1.Jobb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ttsfleet_v1_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATE']._serialized_start=836
-  _globals['_JOBSTATE']._serialized_end=994
+  _globals['_JOBSTATE']._serialized_start=948
+  _globals['_JOBSTATE']._serialized_end=1106
   _globals['_WATCHLOADREQUEST']._serialized_start=45
   _globals['_WATCHLOADREQUEST']._serialized_end=113
   _globals['_LOADREPORT']._serialized_start=116
-  _globals['_LOADREPORT']._serialized_end=296
-  _globals['_SUBMITJOBREQUEST']._serialized_start=299
-  _globals['_SUBMITJOBREQUEST']._serialized_end=463
-  _globals['_GETJOBREQUEST']._serialized_start=465
-  _globals['_GETJOBREQUEST']._serialized_end=492
-  _globals['_JOB']._serialized_start=495
-  _globals['_JOB']._serialized_end=717
-  _globals['_JOBAUDIOCHUNK']._serialized_start=719
-  _globals['_JOBAUDIOCHUNK']._serialized_end=749
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=751
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=790
-  _globals['_JOBLIST']._serialized_start=792
-  _globals['_JOBLIST']._serialized_end=833
-  _globals['_SYNTHESIZER']._serialized_start=997
-  _globals['_SYNTHESIZER']._serialized_end=1154
-  _globals['_LOADREPORTER']._serialized_start=1156
-  _globals['_LOADREPORTER']._serialized_end=1241
-  _globals['_JOBS']._serialized_start=1244
-  _globals['_JOBS']._serialized_end=1579
+  _globals['_LOADREPORT']._serialized_end=357
+  _globals['_SUBMITJOBREQUEST']._serialized_start=360
+  _globals['_SUBMITJOBREQUEST']._serialized_end=575
+  _globals['_GETJOBREQUEST']._serialized_start=577
+  _globals['_GETJOBREQUEST']._serialized_end=604
+  _globals['_JOB']._serialized_start=607
+  _globals['_JOB']._serialized_end=829
+  _globals['_JOBAUDIOCHUNK']._serialized_start=831
+  _globals['_JOBAUDIOCHUNK']._serialized_end=861
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=863
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=902
+  _globals['_JOBLIST']._serialized_start=904
+  _globals['_JOBLIST']._serialized_end=945
+  _globals['_SYNTHESIZER']._serialized_start=1109
+  _globals['_SYNTHESIZER']._serialized_end=1266
+  _globals['_LOADREPORTER']._serialized_start=1268
+  _globals['_LOADREPORTER']._serialized_end=1353
+  _globals['_JOBS']._serialized_start=1356
+  _globals['_JOBS']._serialized_end=1691
 # @@protoc_insertion_point(module_scope)

@@ -32,21 +32,25 @@ class WatchLoadRequest(_message.Message):
     def __init__(self, min_interval_ms: _Optional[int] = ..., max_interval_ms: _Optional[int] = ...) -> None: ...
 
 class LoadReport(_message.Message):
-    __slots__ = ("queue_depth", "in_flight", "queue_capacity", "draining", "queued_audio_seconds")
+    __slots__ = ("queue_depth", "in_flight", "queue_capacity", "draining", "queued_audio_seconds", "audio_seconds_per_second", "batch_queue_depth")
     QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     QUEUE_CAPACITY_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     QUEUED_AUDIO_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_SECONDS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    BATCH_QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
     queue_depth: int
     in_flight: int
     queue_capacity: int
     draining: bool
     queued_audio_seconds: float
-    def __init__(self, queue_depth: _Optional[int] = ..., in_flight: _Optional[int] = ..., queue_capacity: _Optional[int] = ..., draining: _Optional[bool] = ..., queued_audio_seconds: _Optional[float] = ...) -> None: ...
+    audio_seconds_per_second: float
+    batch_queue_depth: int
+    def __init__(self, queue_depth: _Optional[int] = ..., in_flight: _Optional[int] = ..., queue_capacity: _Optional[int] = ..., draining: _Optional[bool] = ..., queued_audio_seconds: _Optional[float] = ..., audio_seconds_per_second: _Optional[float] = ..., batch_queue_depth: _Optional[int] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("text", "voice", "encoding", "sample_rate", "speed", "callback_url", "idempotency_key")
+    __slots__ = ("text", "voice", "encoding", "sample_rate", "speed", "callback_url", "idempotency_key", "speaker", "text_format")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     VOICE_FIELD_NUMBER: _ClassVar[int]
     ENCODING_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +58,8 @@ class SubmitJobRequest(_message.Message):
     SPEED_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_URL_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FORMAT_FIELD_NUMBER: _ClassVar[int]
     text: str
     voice: str
     encoding: _tts_pb2.AudioEncoding
@@ -61,7 +67,9 @@ class SubmitJobRequest(_message.Message):
     speed: float
     callback_url: str
     idempotency_key: str
-    def __init__(self, text: _Optional[str] = ..., voice: _Optional[str] = ..., encoding: _Optional[_Union[_tts_pb2.AudioEncoding, str]] = ..., sample_rate: _Optional[int] = ..., speed: _Optional[float] = ..., callback_url: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    speaker: str
+    text_format: _tts_pb2.TextFormat
+    def __init__(self, text: _Optional[str] = ..., voice: _Optional[str] = ..., encoding: _Optional[_Union[_tts_pb2.AudioEncoding, str]] = ..., sample_rate: _Optional[int] = ..., speed: _Optional[float] = ..., callback_url: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., speaker: _Optional[str] = ..., text_format: _Optional[_Union[_tts_pb2.TextFormat, str]] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("id",)
