@@ -24,7 +24,8 @@ from pathlib import Path
 import yaml
 
 from ttsfleet import logs
-from ttsfleet.manifests import ManifestError, Manifests, PodConfig, Pool, load_manifests
+from ttsfleet.manifests import ManifestError, Manifests, PodConfig, Pool, Voice, load_manifests
+from ttsfleet.rollouts import pool_revision, rollout_from_spec
 from ttsfleet.router.discovery.static import StaticDiscovery
 from ttsfleet.router.server import RouterServer
 
@@ -46,6 +47,8 @@ class LocalPod:
     index: int
     config_path: Path
     log_format: str
+    revision: str = ""
+    canary: bool = False
     process: asyncio.subprocess.Process | None = None
     port: int = 0
     restarts: int = 0
@@ -53,7 +56,7 @@ class LocalPod:
 
     @property
     def name(self) -> str:
-        return f"{self.pool.name}-{self.index}"
+        return f"{self.pool.name}{'-canary' if self.canary else ''}-{self.index}"
 
     async def start(self) -> None:
         """Starts the process and waits until it serves, or fails saying why."""
@@ -92,24 +95,59 @@ class LocalPod:
 class LocalFleet:
     """Runs every pool of a set of manifests as local pods behind the router."""
 
-    def __init__(self, manifests: Manifests, workdir: Path, log_format: str) -> None:
+    def __init__(
+        self,
+        manifests: Manifests,
+        workdir: Path,
+        log_format: str,
+        canary: Manifests | None = None,
+    ) -> None:
+        """`canary`: changed TTSVoices, run as a canary by the pools with `spec.rollout`."""
         if not manifests.pools:
             raise ManifestError("no TTSPool in the manifests: nothing to run")
         self.pods: list[LocalPod] = []
+        weights: dict[str, dict[str, int]] = {}
         for pool in manifests.pools:
-            config = workdir / f"{pool.name}.yaml"
-            pod_config = PodConfig.of(pool, manifests.voices_of(pool))
-            config.write_text(yaml.safe_dump(pod_config.to_dict()))
+            voices = manifests.voices_of(pool)
             replicas = pool.autoscaling.min_replicas if pool.autoscaling.enabled else pool.replicas
-            self.pods += [LocalPod(pool, i, config, log_format) for i in range(max(replicas, 1))]
-        self.discovery = StaticDiscovery([], default_voice=manifests.pools[0].default_voice)
+            self.pods += self._pods(pool, voices, workdir, log_format, max(replicas, 1))
+            rollout = rollout_from_spec(pool.raw_spec, f"TTSPool {pool.name}")
+            changed = [(canary.voices if canary else {}).get(v.name, v) for v in voices]
+            if rollout is None or changed == voices:
+                continue
+            self.pods += self._pods(
+                pool, changed, workdir, log_format, rollout.canary_replicas, True
+            )
+            percent = rollout.canary_percent
+            weights[pool.name] = {
+                pool_revision(voices): 100 - percent,
+                pool_revision(changed): percent,
+            }
+        self.discovery = StaticDiscovery(
+            [], default_voice=manifests.pools[0].default_voice, weights=weights
+        )
         self._watchers: list[asyncio.Task[None]] = []
+
+    @staticmethod
+    def _pods(
+        pool: Pool,
+        voices: list[Voice],
+        workdir: Path,
+        log_format: str,
+        count: int,
+        canary: bool = False,
+    ) -> list[LocalPod]:
+        """`count` pods of one revision of a pool, sharing one pod configuration file."""
+        config = workdir / f"{pool.name}{'-canary' if canary else ''}.yaml"
+        config.write_text(yaml.safe_dump(PodConfig.of(pool, voices).to_dict()))
+        revision = pool_revision(voices)
+        return [LocalPod(pool, i, config, log_format, revision, canary) for i in range(count)]
 
     def _publish(self) -> None:
         """Tells the router which pods are up right now."""
         self.discovery.update(
             [
-                (f"127.0.0.1:{w.port}", w.pool.name, w.pool.voices)
+                (f"127.0.0.1:{w.port}", w.pool.name, w.pool.voices, w.revision)
                 for w in self.pods
                 if w.port and w.process is not None and w.process.returncode is None
             ]
@@ -156,6 +194,12 @@ class LocalFleet:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ttsfleet up", description=__doc__)
     parser.add_argument("-f", "--file", type=Path, required=True, help="TTSVoice/TTSPool YAML")
+    parser.add_argument(
+        "--canary",
+        type=Path,
+        default=None,
+        help="changed TTSVoices: pools with spec.rollout run them as a canary revision",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="front door address")
     parser.add_argument("--port", type=int, default=50051, help="front door port")
     parser.add_argument("--drain-seconds", type=float, default=30.0)
@@ -171,13 +215,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace, log_format: str) -> int:
     manifests = load_manifests(args.file)
+    canary = load_manifests(args.canary) if args.canary else None
     # Handlers first: a Ctrl-C during start-up must still stop cleanly.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     with tempfile.TemporaryDirectory(prefix="ttsfleet-") as workdir:
-        local = LocalFleet(manifests, Path(workdir), log_format)
+        local = LocalFleet(manifests, Path(workdir), log_format, canary)
         await local.start()
         router = RouterServer(local.discovery)
         try:
@@ -202,12 +247,13 @@ async def run(args: argparse.Namespace, log_format: str) -> int:
 
 
 def _announce(local: LocalFleet, host: str, port: int) -> None:
-    pools: dict[str, list[int]] = {}
+    pools: dict[tuple[str, str, bool], list[int]] = {}
     for pod in local.pods:
-        pools.setdefault(pod.pool.name, []).append(pod.port)
+        pools.setdefault((pod.pool.name, pod.revision, pod.canary), []).append(pod.port)
     print(f"ttsfleet is listening on {host}:{port}", flush=True)
-    for pool, ports in pools.items():
-        print(f"  pool {pool}: {len(ports)} pods on 127.0.0.1 ports {ports}", flush=True)
+    for (pool, revision, canary), ports in pools.items():
+        what = f"pool {pool} revision {revision}{' (canary)' if canary else ''}"
+        print(f"  {what}: {len(ports)} pods on 127.0.0.1 ports {ports}", flush=True)
     print(f'Try: ttsfleet say "Hello there" -o hello.wav --address {host}:{port}', flush=True)
     print("Ctrl-C stops the fleet.", flush=True)
 

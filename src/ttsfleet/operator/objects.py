@@ -26,6 +26,7 @@ from ttsfleet.manifests import (
     Voice,
     VoiceSource,
 )
+from ttsfleet.rollouts import REVISION_LABEL
 
 DEFAULT_IMAGE = "ghcr.io/ttsfleet/inference:0.1.0"
 MANAGED_BY = "ttsfleet-operator"
@@ -97,21 +98,24 @@ def labels(pool: str) -> dict[str, str]:
     }
 
 
+def owner_reference(ref: PoolRef) -> dict[str, Any]:
+    """Makes the pool the controller of an object, which goes when the pool goes."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "TTSPool",
+        "name": ref.name,
+        "uid": ref.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
 def _metadata(ref: PoolRef, **extra: Any) -> dict[str, Any]:
     return {
         "name": owned_name(ref.name),
         "namespace": ref.namespace,
         "labels": labels(ref.name),
-        "ownerReferences": [
-            {
-                "apiVersion": API_VERSION,
-                "kind": "TTSPool",
-                "name": ref.name,
-                "uid": ref.uid,
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }
-        ],
+        "ownerReferences": [owner_reference(ref)],
         **extra,
     }
 
@@ -199,7 +203,7 @@ def _tolerations(pool: Pool) -> list[dict[str, Any]]:
     return tolerations
 
 
-_CONTAINER_SECURITY = {
+CONTAINER_SECURITY = {
     "allowPrivilegeEscalation": False,
     "readOnlyRootFilesystem": True,
     "runAsNonRoot": True,
@@ -213,7 +217,7 @@ def _fetch_containers(image: str, voices: Iterable[Voice]) -> list[dict[str, Any
             "name": f"fetch-voice-{index}",
             "image": image,
             "command": ["python3", "-c", FETCH_SCRIPT, voice.source.url, fetched_path(voice)],
-            "securityContext": _CONTAINER_SECURITY,
+            "securityContext": CONTAINER_SECURITY,
             "volumeMounts": [{"name": "voices", "mountPath": VOICES_DIR}],
         }
         for index, voice in enumerate(v for v in voices if v.source.url)
@@ -301,7 +305,7 @@ def deployment(
         # A hung engine fails `liveness` (see inference/server.py), so the pod restarts.
         "livenessProbe": _probe(10, 3, probe_port, service=wire.LIVENESS_SERVICE),
         "resources": _resources(pool),
-        "securityContext": _CONTAINER_SECURITY,
+        "securityContext": CONTAINER_SECURITY,
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": "voices", "mountPath": VOICES_DIR},
@@ -370,12 +374,21 @@ def desired_objects(
     voices: list[Voice],
     image: str = DEFAULT_IMAGE,
     tls_secret: str = "",
+    revision: str = "",
 ) -> list[dict[str, Any]]:
-    """Everything the pool owns, in apply order (the ConfigMap before the pods need it)."""
+    """Everything the pool owns, in apply order (the ConfigMap before the pods need it).
+
+    With a revision, the Service (and so its EndpointSlices, which the router
+    reads) and the pods say which revision of the voices they serve.
+    """
     text = pod_config_text(pool, voices)
-    return [
+    objects = [
         config_map(ref, text),
         service(ref),
         deployment(ref, pool, voices, image, text, tls_secret),
         pod_disruption_budget(ref),
     ]
+    if revision:
+        objects[1]["metadata"]["labels"][REVISION_LABEL] = revision
+        objects[2]["spec"]["template"]["metadata"]["labels"][REVISION_LABEL] = revision
+    return objects

@@ -17,8 +17,16 @@ from typing import Any, cast
 
 import kopf
 
-from ttsfleet.manifests import ManifestError, pool_from_manifest, voice_from_manifest
+from ttsfleet.manifests import ManifestError, Pool, Voice, pool_from_manifest, voice_from_manifest
 from ttsfleet.operator.apply import Api, ApiException, error_message
+from ttsfleet.operator.canary import (
+    CANARY_KINDS,
+    canary_name,
+    canary_objects,
+    gate_job,
+    recorded_voices,
+    revision_record,
+)
 from ttsfleet.operator.drift import differences
 from ttsfleet.operator.load import PodInfo
 from ttsfleet.operator.objects import (
@@ -28,8 +36,10 @@ from ttsfleet.operator.objects import (
     owned_name,
     selector_string,
 )
+from ttsfleet.operator.rollout import CANARY, decide
 from ttsfleet.operator.state import Plan, PoolKey, PoolState, PoolStates
 from ttsfleet.operator.status import Observed, Problem, pool_status
+from ttsfleet.rollouts import VERDICT_ANNOTATION, Rollout, Verdict, pool_revision, rollout_from_spec
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +99,12 @@ class Reconciler:
         self._states = states
         self._image = image
 
+    @staticmethod
+    def _voices(body: Mapping[str, Any], views: Views) -> dict[str, Mapping[str, Any] | None]:
+        namespace = body["metadata"]["namespace"]
+        names = (body.get("spec") or {}).get("voices", [])
+        return {n: views.voice((namespace, n)) for n in names}
+
     def plan(self, body: Mapping[str, Any], views: Views) -> Plan:
         """The pool's desired objects, or why there can be none.
 
@@ -96,12 +112,10 @@ class Reconciler:
         object's every event compares against it.
         """
         meta = body["metadata"]
-        namespace = meta["namespace"]
-        voices = {
-            n: views.voice((namespace, n)) for n in (body.get("spec") or {}).get("voices", [])
-        }
-        version = (_version(body), *((n, _version(v)) for n, v in voices.items()))
-        state = self._states[(namespace, meta["name"])]
+        voices = self._voices(body, views)
+        state = self._states[(meta["namespace"], meta["name"])]
+        decision = state.decision and (state.decision.stable, state.decision.canary)
+        version = (_version(body), decision, *((n, _version(v)) for n, v in voices.items()))
         if state.plan is None or state.plan[0] != version:
             state.plan = (version, self._build(body, voices))
         return state.plan[1]
@@ -109,22 +123,51 @@ class Reconciler:
     def _build(
         self, body: Mapping[str, Any], voices: Mapping[str, Mapping[str, Any] | None]
     ) -> Plan:
-        namespace = body["metadata"]["namespace"]
-        try:
-            pool = pool_from_manifest(body)
-        except ManifestError as error:
-            return Problem("InvalidSpec", str(error))
-        missing = [name for name, voice in voices.items() if voice is None]
-        if missing:
-            return Problem(
-                "VoiceMissing",
-                f"no TTSVoice named {', '.join(missing)} in namespace {namespace}",
+        resolved = _resolve(body, voices)
+        if isinstance(resolved, Problem):
+            return resolved
+        pool, current, rollout = resolved
+        ref = PoolRef.of(body)
+        state = self._states[(ref.namespace, ref.name)]
+        decision = state.decision
+        if decision is None:
+            return desired_objects(ref, pool, current, self._image, self._tls_secret)
+        stable = state.revisions.get(decision.stable, current)
+        plan = desired_objects(ref, pool, stable, self._image, self._tls_secret, decision.stable)
+        if decision.canary and rollout:
+            canary = desired_objects(
+                ref, pool, current, self._image, self._tls_secret, decision.canary
             )
-        try:
-            resolved = [voice_from_manifest(voices[v] or {}) for v in pool.voices]
-        except ManifestError as error:
-            return Problem("InvalidVoice", str(error))
-        return desired_objects(PoolRef.of(body), pool, resolved, self._image, self._tls_secret)
+            plan += canary_objects(ref, canary, decision.canary, rollout.canary_replicas)
+        return plan
+
+    async def _decide(self, body: Mapping[str, Any], views: Views, state: PoolState) -> None:
+        """Records the voices' revision and decides the rollout's next step (state.decision)."""
+        resolved = _resolve(body, self._voices(body, views))
+        if isinstance(resolved, Problem):
+            return  # the plan says why
+        _, voices, rollout = resolved
+        ref = PoolRef.of(body)
+        current = pool_revision(voices)
+        if current not in state.revisions:
+            generation = body["metadata"].get("generation", 1)
+            await self._api.apply(revision_record(ref, current, voices, generation))
+            state.revisions[current] = voices
+        previous = _previous_rollout(body, state)
+        stable = str(previous.get("stableRevision") or "")
+        if rollout and stable and stable not in state.revisions:
+            record = await self._api.read(
+                revision_record(ref, stable, [], 0)  # only its name is read
+            )
+            if record is not None:
+                try:
+                    state.revisions[stable] = recorded_voices(record)
+                except ManifestError as error:
+                    logger.warning("%s/%s: %s", ref.namespace, ref.name, error)
+        decision = decide(
+            current, rollout, previous, _verdict(body), stable in state.revisions, now_iso()
+        )
+        state.decision = decision
 
     async def reconcile(self, views: Views, key: PoolKey) -> None:
         """Apply everything the pool owns, then its status."""
@@ -136,6 +179,9 @@ class Reconciler:
             if body is None or body["metadata"].get("deletionTimestamp"):
                 return
             state.needs_reconcile = True  # until this completes: the timer retries
+            state.verdict_seen = _verdict_text(body)
+            previous = _previous_rollout(body, state)
+            await self._decide(body, views, state)
             plan = self.plan(body, views)
             deployment = None
             if isinstance(plan, Problem):
@@ -144,6 +190,8 @@ class Reconciler:
                 problem, deployment = await self._apply(plan)
                 config_map = next(m for m in plan if m["kind"] == "ConfigMap")
                 state.config_hash = config_map["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
+                if problem is None:
+                    await self._roll(body, state, previous)
             _announce(body, state.problem, problem)
             state.problem = problem
             state.observed_generation = body["metadata"]["generation"]
@@ -153,6 +201,27 @@ class Reconciler:
             )
             state.needs_reconcile = False
             await self._publish(views, key, state, deployment)
+
+    async def _roll(
+        self, body: Mapping[str, Any], state: PoolState, previous: Mapping[str, Any]
+    ) -> None:
+        """Starts the canary's gate, or removes a decided canary; tells people what was decided."""
+        decision = state.decision
+        if decision is None:
+            return
+        ref = PoolRef.of(body)
+        rollout = rollout_from_spec(body.get("spec") or {}, f"TTSPool {ref.name}")
+        if decision.canary and rollout:
+            image = (body.get("spec") or {}).get("image") or self._image
+            await self._api.create_job(gate_job(ref, rollout, decision.canary, image))
+        elif previous.get("phase") == CANARY:
+            for kind in CANARY_KINDS:
+                await self._api.delete(kind, ref.namespace, canary_name(ref.name))
+        said = decision.announcement
+        if said is not None:
+            logger.info("%s/%s: %s: %s", ref.namespace, ref.name, said.reason, said.message)
+            notify = kopf.warn if said.warning else kopf.info
+            notify(event_target(body), reason=said.reason, message=said.message)
 
     async def _apply(
         self, plan: list[dict[str, Any]]
@@ -181,7 +250,10 @@ class Reconciler:
         plan = self.plan(body, views)
         if isinstance(plan, Problem):
             return  # nothing to compare with (the pool's status says why)
-        desired = next(m for m in plan if m["kind"] == live.get("kind"))
+        named = (live.get("kind"), (live.get("metadata") or {}).get("name"))
+        desired = next((m for m in plan if (m["kind"], m["metadata"]["name"]) == named), None)
+        if desired is None:
+            return  # a decided canary's object, on its way out
         if event == "DELETED" or differences(desired, live):
             # Events queue up behind a correction; only the object as it is now counts.
             current = await self._api.read(desired)
@@ -233,6 +305,7 @@ class Reconciler:
             problem=state.problem,
             load=state.load,
             config_hash=state.config_hash,
+            rollout=state.decision.status if state.decision else None,
             last_scale_time=state.last_scale_time,
         )
         previous = state.last_status or body.get("status") or {}
@@ -244,6 +317,51 @@ class Reconciler:
             return
         await self._api.apply_status(key[0], name, status)
         state.last_status = status
+
+
+def _resolve(
+    body: Mapping[str, Any], voices: Mapping[str, Mapping[str, Any] | None]
+) -> tuple[Pool, list[Voice], Rollout | None] | Problem:
+    """The pool, its voices as specified now and its rollout settings, or why not."""
+    namespace = body["metadata"]["namespace"]
+    try:
+        pool = pool_from_manifest(body)
+        rollout = rollout_from_spec(pool.raw_spec, f"TTSPool {pool.name}")
+    except ManifestError as error:
+        return Problem("InvalidSpec", str(error))
+    missing = [name for name, voice in voices.items() if voice is None]
+    if missing:
+        return Problem(
+            "VoiceMissing",
+            f"no TTSVoice named {', '.join(missing)} in namespace {namespace}",
+        )
+    try:
+        resolved = [voice_from_manifest(voices[v] or {}) for v in pool.voices]
+    except ManifestError as error:
+        return Problem("InvalidVoice", str(error))
+    return pool, resolved, rollout
+
+
+def _previous_rollout(body: Mapping[str, Any], state: PoolState) -> Mapping[str, Any]:
+    """The rollout as last decided: in memory, else as the pool's status says (a restart)."""
+    if state.decision is not None:
+        return state.decision.status
+    return (body.get("status") or {}).get("rollout") or {}
+
+
+def _verdict_text(body: Mapping[str, Any]) -> str | None:
+    return ((body["metadata"].get("annotations")) or {}).get(VERDICT_ANNOTATION)
+
+
+def _verdict(body: Mapping[str, Any]) -> Verdict | None:
+    text = _verdict_text(body)
+    if text is None:
+        return None
+    try:
+        return Verdict.from_json(text)
+    except ManifestError as error:
+        logger.warning("%s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], error)
+        return None
 
 
 def _announce(body: Mapping[str, Any], before: Problem | None, after: Problem | None) -> None:

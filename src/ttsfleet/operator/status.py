@@ -36,6 +36,7 @@ class Observed:
     load: LoadSample | None = None
     config_hash: str | None = None
     last_scale_time: str | None = None
+    rollout: Mapping[str, Any] | None = None  # .status.rollout (operator/rollout.py)
 
 
 def _condition(kind: str, status: bool, reason: str, message: str) -> dict[str, Any]:
@@ -165,4 +166,6 @@ def pool_status(
         status["configHash"] = obs.config_hash
     if obs.last_scale_time:
         status["lastScaleTime"] = obs.last_scale_time
+    if obs.rollout:
+        status["rollout"] = dict(obs.rollout)
     return status

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -33,6 +34,7 @@ from ttsfleet.errors import POD_FAULTS, RETRY_ON_ANOTHER_POD, TTSError
 from ttsfleet.pieces import fan_out
 from ttsfleet.proto import tts_pb2
 from ttsfleet.router import picker as picking
+from ttsfleet.router import revisions
 from ttsfleet.router.endpoints import Datastore, Endpoint
 from ttsfleet.router.metrics import RouterMetrics
 from ttsfleet.router.piece_requests import (
@@ -97,6 +99,7 @@ class Forwarder:
         self.metrics = metrics
         self.settings = settings
         self._picker = picker
+        self._draw = random.Random()  # canary splits: one draw per pick
 
     def method_handlers(self, service: str) -> dict[str, grpc.RpcMethodHandler]:
         """The pass-through handlers of one service's Synthesize and StreamSynthesize."""
@@ -230,12 +233,15 @@ class Forwarder:
             )
         give_up = time.monotonic() + self.settings.saturation_wait
         while True:
-            candidates = store.candidates(voice, tried)
+            candidates = revisions.split(
+                store.candidates(voice, tried), store.weights, self._draw.random()
+            )
             turn = picking.turn(candidates, self.settings.stale_after)
             if turn:
                 chosen = store.get(self._picker.choose(turn).address)
                 assert chosen is not None, "candidates come from the datastore"
                 self.metrics.picks.labels(chosen.pool, chosen.address).inc()
+                self.metrics.revision_picks.labels(chosen.pool, chosen.revision).inc()
                 return chosen
             serving = f"voice {voice!r}" if voice else "the default voice"
             if not saturated(candidates, self.settings.stale_after):

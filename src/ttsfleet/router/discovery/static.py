@@ -3,23 +3,37 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from ttsfleet.router.discovery import PoolEndpoints, Publish, Topology
 
-Entry = tuple[str, str, Sequence[str]]
-"""(address, pool, voices): one pod listening on ``host:port``."""
+Entry = tuple[str, str, Sequence[str]] | tuple[str, str, Sequence[str], str]
+"""(address, pool, voices[, revision]): one pod listening on ``host:port``."""
+
+Weights = Mapping[str, Mapping[str, int]]
+"""pool → revision → share of the pool's traffic (pools in a canary rollout)."""
 
 
-def topology(entries: Iterable[Entry], default_voice: str = "") -> Topology:
+def topology(
+    entries: Iterable[Entry], default_voice: str = "", weights: Weights | None = None
+) -> Topology:
     """Groups pods into pools; a pool serves the voices its pods list."""
+    weights = weights or {}
     addresses: dict[str, set[str]] = {}
     voices: dict[str, set[str]] = {}
-    for address, pool, pod_voices in entries:
+    revisions: dict[str, dict[str, str]] = {}
+    for address, pool, pod_voices, *revision in entries:
         addresses.setdefault(pool, set()).add(address)
         voices.setdefault(pool, set()).update(pod_voices)
+        revisions.setdefault(pool, {})[address] = "".join(revision)
     pools = {
-        name: PoolEndpoints(name, frozenset(voices[name]), frozenset(members))
+        name: PoolEndpoints(
+            name,
+            frozenset(voices[name]),
+            frozenset(members),
+            revisions[name],
+            weights.get(name, {}),
+        )
         for name, members in addresses.items()
     }
     return Topology(pools, default_voice)
@@ -28,13 +42,16 @@ def topology(entries: Iterable[Entry], default_voice: str = "") -> Topology:
 class StaticDiscovery:
     """Publishes its list once; `update` replaces it (a local worker restarted elsewhere)."""
 
-    def __init__(self, entries: Iterable[Entry], default_voice: str = "") -> None:
+    def __init__(
+        self, entries: Iterable[Entry], default_voice: str = "", weights: Weights | None = None
+    ) -> None:
         self._default_voice = default_voice
-        self._topology = topology(entries, default_voice)
+        self._weights = weights
+        self._topology = topology(entries, default_voice, weights)
         self._publish: Publish | None = None
 
     def update(self, entries: Iterable[Entry]) -> None:
-        self._topology = topology(entries, self._default_voice)
+        self._topology = topology(entries, self._default_voice, self._weights)
         if self._publish:
             self._publish(self._topology)
 
