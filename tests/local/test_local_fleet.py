@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 from audio_checks import assert_speech, read_wav
+from fleet_process import TTSFLEET, Fleet, free_port, running_fleet, wait_for
 
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 
@@ -22,13 +20,6 @@ pytestmark = pytest.mark.voice  # the real Piper voice
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"
-TTSFLEET = [sys.executable, "-m", "ttsfleet.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _children(pid: int) -> list[int]:
@@ -36,49 +27,11 @@ def _children(pid: int) -> list[int]:
         return [int(p) for p in f.read().split()]
 
 
-def _wait_for(predicate: object, what: str, limit: float = 180) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + limit
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-class Fleet:
-    def __init__(self, process: subprocess.Popen[str], port: int, log: Path) -> None:
-        self.process, self.port, self.log = process, port, log
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    port = _free_port()
     log = tmp_path_factory.mktemp("fleet") / "fleet.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [*TTSFLEET, "up", "-f", str(QUICKSTART), "--port", str(port), "--log-format", "json"],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    running = Fleet(process, port, log)
-    try:
-        _wait_for(
-            lambda: "ttsfleet is listening" in running.output() or process.poll() is not None,
-            "the fleet to start",
-        )
-        assert process.poll() is None, running.output()
+    with running_fleet(["-f", str(QUICKSTART)], log) as running:
         yield running
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            process.wait(60)
 
 
 def test_up_prints_where_it_listens(fleet: Fleet) -> None:
@@ -118,15 +71,15 @@ def test_a_dead_worker_is_restarted(fleet: Fleet) -> None:
     workers = _children(fleet.process.pid)
     assert len(workers) == 2
     os.kill(workers[0], signal.SIGKILL)
-    _wait_for(lambda: "restarting" in fleet.output(), "the restart to be logged")
-    _wait_for(
+    wait_for(lambda: "restarting" in fleet.output(), "the restart to be logged")
+    wait_for(
         lambda: (
             len(_children(fleet.process.pid)) == 2
             and workers[0] not in _children(fleet.process.pid)
         ),
         "a new worker",
     )
-    _wait_for(
+    wait_for(
         lambda: fleet.output().count("inference server listening") >= 3, "the new worker to serve"
     )
     with grpc.insecure_channel(fleet.address) as channel:
@@ -136,7 +89,7 @@ def test_a_dead_worker_is_restarted(fleet: Fleet) -> None:
 
 
 def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [*TTSFLEET, "up", "-f", str(QUICKSTART), "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -252,8 +252,8 @@ def _announce(local: LocalFleet, host: str, port: int) -> None:
         pools.setdefault((pod.pool.name, pod.revision, pod.canary), []).append(pod.port)
     print(f"ttsfleet is listening on {host}:{port}", flush=True)
     for (pool, revision, canary), ports in pools.items():
-        what = f"pool {pool} revision {revision}{' (canary)' if canary else ''}"
-        print(f"  {what}: {len(ports)} pods on 127.0.0.1 ports {ports}", flush=True)
+        what = f"pool {pool}{' canary' if canary else ''}: {len(ports)} pods"
+        print(f"  {what} on 127.0.0.1 ports {ports} (revision {revision})", flush=True)
     print(f'Try: ttsfleet say "Hello there" -o hello.wav --address {host}:{port}', flush=True)
     print("Ctrl-C stops the fleet.", flush=True)
 

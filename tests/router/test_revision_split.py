@@ -1,0 +1,39 @@
+"""Canary splits as pure decisions: which revision's pods stay candidates for one draw."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from ttsfleet.router.endpoints import Candidate
+from ttsfleet.router.revisions import drawn_revision, split
+
+
+def pod(address: str, pool: str, revision: str) -> Candidate:
+    return Candidate(address, pool, 0, 8, 0, 0.1, False, False, revision)
+
+
+STABLE = [pod("a:1", "english", "old"), pod("a:2", "english", "old")]
+CANARY = [pod("b:1", "english", "new")]
+WEIGHTS = {"english": {"old": 75, "new": 25}}
+
+
+def test_draws_land_on_revisions_by_weight() -> None:
+    rng = random.Random(3)
+    counts = Counter(
+        {c.revision for c in split(STABLE + CANARY, WEIGHTS, rng.random())}.pop()
+        for _ in range(4000)
+    )
+    assert 900 <= counts["new"] <= 1100 and counts["new"] + counts["old"] == 4000
+
+
+def test_a_revision_without_candidates_gets_no_share() -> None:
+    """All canary pods tried or gone: every request goes to the stable pods."""
+    assert split(STABLE, WEIGHTS, 0.99) == STABLE
+    assert split(CANARY, WEIGHTS, 0.0) == CANARY
+    assert drawn_revision({"old": 0, "new": 0}, {"old", "new"}, 0.5) is None
+
+
+def test_pools_without_weights_are_untouched() -> None:
+    other = [pod("c:1", "french", ""), pod("c:2", "french", "x")]
+    assert split(other + STABLE + CANARY, WEIGHTS, 0.1) == [*other, *CANARY]
