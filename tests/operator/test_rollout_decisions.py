@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from ttsfleet.manifests import ManifestError, Voice, VoiceSource, pool_from_manifest
 from ttsfleet.operator.canary import canary_objects, canary_selector
@@ -71,6 +74,29 @@ def test_rollout_settings_are_checked() -> None:
         rollout_from_spec({"rollout": {"canaryPercent": 101}}, "TTSPool p")
     with pytest.raises(ManifestError, match=r"spec\.rollout"):
         rollout_from_spec({"rollout": {"gate": {"maxWordErrorRate": "lots"}}}, "TTSPool p")
+
+
+def test_the_crds_rollout_defaults_are_the_ones_python_applies() -> None:
+    crd = yaml.safe_load((Path(__file__).resolve().parents[2] / "crds/ttspools.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    rollout = schema["properties"]["rollout"]["properties"]
+    gate = rollout["gate"]["properties"]
+    python = rollout_from_spec({"rollout": {}}, "TTSPool p")
+    assert python is not None
+    assert (python.canary_percent, python.canary_replicas) == (
+        rollout["canaryPercent"]["default"],
+        rollout["canaryReplicas"]["default"],
+    )
+    assert {
+        "maxWordErrorRate": python.gate.max_word_error_rate,
+        "maxTtfaRatio": python.gate.max_ttfa_ratio,
+        "maxErrorRate": python.gate.max_error_rate,
+        "minLoudnessLufs": python.gate.min_loudness_lufs,
+        "maxLoudnessLufs": python.gate.max_loudness_lufs,
+        "maxClippedFraction": python.gate.max_clipped_fraction,
+        "language": python.gate.language,
+        "serviceAccountName": python.gate.service_account,
+    } == {key: prop["default"] for key, prop in gate.items() if "default" in prop}
 
 
 def test_canary_pods_are_never_selected_by_the_stable_objects() -> None:
