@@ -305,7 +305,7 @@ class Reconciler:
             problem=state.problem,
             load=state.load,
             config_hash=state.config_hash,
-            rollout=state.decision.status if state.decision else None,
+            rollout=_previous_rollout(body, state),  # kept as stored until a reconcile decides
             last_scale_time=state.last_scale_time,
         )
         previous = state.last_status or body.get("status") or {}
