@@ -60,14 +60,14 @@ MALFORMED = [
         "autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas",
     ),
     (
-        "zero minimum",
-        pool(autoscaling={"minReplicas": 0}),
-        "spec.autoscaling.minReplicas in body should be greater than or equal to 1",
+        "negative minimum",
+        pool(autoscaling={"minReplicas": -1}),
+        "spec.autoscaling.minReplicas in body should be greater than or equal to 0",
     ),
     (
-        "zero target queue depth",
-        pool(autoscaling={"targetQueueDepth": 0}),
-        "spec.autoscaling.targetQueueDepth in body should be greater than 0",
+        "zero target queued audio",
+        pool(autoscaling={"targetQueuedAudioSeconds": 0}),
+        "spec.autoscaling.targetQueuedAudioSeconds in body should be greater than 0",
     ),
     (
         "default voice not served",
@@ -162,7 +162,7 @@ def test_valid_manifests_are_accepted_with_defaults(
         "enabled": False,
         "minReplicas": 1,
         "maxReplicas": 4,
-        "targetQueueDepth": 4,
+        "targetQueuedAudioSeconds": 30,
         "scaleDownStabilizationSeconds": 120,
     }
     listed = control_plane.kubectl("get", "-n", namespace, "tts").stdout
@@ -172,7 +172,8 @@ def test_valid_manifests_are_accepted_with_defaults(
 @pytest.mark.parametrize(
     ("field", "phrase"),
     [
-        ("ttspool.spec.autoscaling.targetQueueDepth", "Queued requests per pod"),
+        ("ttspool.spec.autoscaling.targetQueuedAudioSeconds", "Seconds of audio accepted"),
+        ("ttspool.spec.autoscaling.minReplicas", "0 lets an idle pool sleep"),
         ("ttspool.spec.device", "nvidia.com/gpu"),
         ("ttspool.status.conditions", "Ready (enough up-to-date pods are ready)"),
         ("ttsvoice.spec.source", "Set exactly one of"),
