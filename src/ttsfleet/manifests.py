@@ -98,8 +98,11 @@ class Autoscaling:
 
     @property
     def scales_from_zero(self) -> bool:
-        """The pool sleeps at zero pods when idle and is woken by demand (the router's)."""
-        return self.enabled and self.min_replicas == 0
+        """The pool may sleep at zero pods; the router holds its requests and wakes it.
+
+        Whoever puts it to sleep: the operator (enabled) or KEDA (not enabled).
+        """
+        return self.min_replicas == 0
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ Every case is a real ``kubectl apply`` the API server must refuse, with a
 message that names the field and says what is wrong.
 """
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -183,3 +184,28 @@ def test_kubectl_explain_teaches_the_api(
     control_plane: ControlPlane, api_installed: None, field: str, phrase: str
 ) -> None:
     assert phrase in " ".join(control_plane.kubectl("explain", field).stdout.split())
+
+
+AUTOSCALING_EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "autoscaling"
+
+
+def test_the_hpa_example_is_valid_against_a_pool(
+    control_plane: ControlPlane, namespace: str, api_installed: None
+) -> None:
+    """docs/autoscaling.md's HPA targets a TTSPool through its scale subresource.
+
+    KEDA's ScaledObject (keda.yaml) cannot be checked here: KEDA's CRDs are
+    not installed in the test control plane.
+    """
+    control_plane.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=pool_yaml("english", ["joe"], replicas=0)
+    )
+    hpa = str(AUTOSCALING_EXAMPLES / "hpa.yaml")
+    result = control_plane.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", hpa)
+    assert "horizontalpodautoscaler.autoscaling/english created (server dry run)" in result.stdout
+    scale = control_plane.kubectl("get", "--raw", _scale_path(namespace, "english")).stdout
+    assert yaml.safe_load(scale)["kind"] == "Scale"
+
+
+def _scale_path(namespace: str, pool: str) -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/ttspools/{pool}/scale"

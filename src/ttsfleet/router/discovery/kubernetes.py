@@ -46,7 +46,7 @@ UNPROCESSABLE = 422  # a JSON patch whose "test" failed
 # Sets replicas to 1 only if they are 0: atomic, so routers waking the same
 # pool at once (or the autoscaler acting meanwhile) never undo each other.
 # A Scale's spec omits replicas when they are 0, so "0" reads as an empty spec.
-WAKE_PATCH = [
+WAKE_PATCH: list[dict[str, Any]] = [
     {"op": "test", "path": "/spec", "value": {}},
     {"op": "add", "path": "/spec/replicas", "value": 1},
 ]
