@@ -77,4 +77,5 @@ class Speakers:
             grpc.StatusCode.INVALID_ARGUMENT,
             f"unknown speaker {requested!r} for voice {voice!r}; it has {listed}"
             + (f" and {more} more (ListVoices lists them)" if more > 0 else ""),
+            field="speaker",
         )
