@@ -102,7 +102,9 @@ class DurationPredictor(nn.Module):
         )
         self.order = config.dp_flows
 
-    def forward(self, hidden: Tensor, mask: Tensor, noise_w: Tensor, g: Tensor | None) -> Tensor:
+    def forward(
+        self, hidden: Tensor, mask: Tensor, noise_w: Tensor, g: Tensor | None = None
+    ) -> Tensor:
         """hidden [B, C, 1, T], mask [B, 1, 1, T], noise_w [B], g [B, gin, 1, 1] or None
         → log-durations [B, 1, 1, T]."""
         x = self.pre(hidden) if g is None else self.pre(hidden) + self.cond(g)
