@@ -131,6 +131,43 @@ async def test_a_deadline_shorter_than_the_hold_ends_the_hold(tmp_path: Path) ->
         await until(lambda: not metric(router, "ttsfleet_router_held_requests", pool="english"))
 
 
+async def test_a_pool_slower_to_wake_than_the_hold_is_unavailable(tmp_path: Path) -> None:
+    """A pod process takes seconds to start; a 0.2 s hold ends first, with a clear message."""
+    async with (
+        sleeping_fleet(tmp_path, wake_hold_seconds=0.2) as router,
+        grpc.aio.insecure_channel(f"127.0.0.1:{router.port}") as channel,
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await tts_pb2_grpc.TTSServiceStub(channel).Synthesize(
+                tts_pb2.TTSRequest(text="Wake up quickly."), timeout=30
+            )
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "did not wake from zero within 0.2 s" in (refused.value.details() or "")
+
+
+async def test_a_job_refused_while_its_pool_wakes_spends_no_attempt(tmp_path: Path) -> None:
+    """The hold is shorter than the wake-up: the worker is refused, hands the job back, retries."""
+    backend = await open_backend(f"sqlite://{tmp_path}/jobs.db")
+    try:
+        async with sleeping_fleet(tmp_path, wake_hold_seconds=0.2) as router:
+            address = f"127.0.0.1:{router.port}"
+            async with worker_for(backend, tmp_path / "audio", address) as worker:
+                job, _ = await backend.submit(JobSpec(text="Patience pays."))
+                ended = None
+                async with asyncio.timeout(WAKE_LIMIT_S):
+                    while ended is None or not ended.state.terminal:
+                        ended = await worker.run_once(wait=1)
+                refusals = worker.metrics.registry.get_sample_value(
+                    "ttsfleet_jobs_fleet_away_total"
+                )
+        assert ended.id == job.id
+        assert ended.state is JobState.SUCCEEDED, ended.error
+        assert ended.attempts == 1
+        assert (refusals or 0) >= 1, "the pool was asleep for at least one try"
+    finally:
+        await backend.close()
+
+
 async def test_a_job_for_a_sleeping_pool_succeeds_at_its_first_attempt(tmp_path: Path) -> None:
     text = "This chapter was queued while the pool slept."
     backend = await open_backend(f"sqlite://{tmp_path}/jobs.db")
