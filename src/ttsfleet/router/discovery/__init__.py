@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,8 @@ class PoolEndpoints:
     addresses: frozenset[str] = frozenset()
     revisions: Mapping[str, str] = field(default_factory=dict)
     weights: Mapping[str, int] = field(default_factory=dict)
+    # The pool may sleep at zero pods; a request for it is held while it is woken.
+    scales_from_zero: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,3 +47,12 @@ Publish = Callable[[Topology], None]
 class Discovery(Protocol):
     async def run(self, publish: Publish) -> None:
         """Publishes the topology now and after every change, until cancelled."""
+
+
+@runtime_checkable
+class Waker(Protocol):
+    async def wake(self, pool: str) -> None:
+        """Asks for a first pod of a pool at zero; returns once asked, not once it is ready.
+
+        Called again while requests wait, so asking twice must be harmless.
+        """

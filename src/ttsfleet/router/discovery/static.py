@@ -15,12 +15,20 @@ Weights = Mapping[str, Mapping[str, int]]
 
 
 def topology(
-    entries: Iterable[Entry], default_voice: str = "", weights: Weights | None = None
+    entries: Iterable[Entry],
+    default_voice: str = "",
+    sleepers: Mapping[str, Sequence[str]] | None = None,
+    weights: Weights | None = None,
 ) -> Topology:
-    """Groups pods into pools; a pool serves the voices its pods list."""
+    """Groups pods into pools; a pool serves the voices its pods list.
+
+    `sleepers` (pool → voices) are pools that scale from zero: known with or
+    without pods, so their requests are held while they wake.
+    """
+    sleepers = sleepers or {}
     weights = weights or {}
-    addresses: dict[str, set[str]] = {}
-    voices: dict[str, set[str]] = {}
+    addresses: dict[str, set[str]] = {name: set() for name in sleepers}
+    voices: dict[str, set[str]] = {name: set(v) for name, v in sleepers.items()}
     revisions: dict[str, dict[str, str]] = {}
     for address, pool, pod_voices, *revision in entries:
         addresses.setdefault(pool, set()).add(address)
@@ -31,8 +39,9 @@ def topology(
             name,
             frozenset(voices[name]),
             frozenset(members),
-            revisions[name],
-            weights.get(name, {}),
+            scales_from_zero=name in sleepers,
+            revisions=revisions.get(name, {}),
+            weights=weights.get(name, {}),
         )
         for name, members in addresses.items()
     }
@@ -43,15 +52,20 @@ class StaticDiscovery:
     """Publishes its list once; `update` replaces it (a local worker restarted elsewhere)."""
 
     def __init__(
-        self, entries: Iterable[Entry], default_voice: str = "", weights: Weights | None = None
+        self,
+        entries: Iterable[Entry],
+        default_voice: str = "",
+        sleepers: Mapping[str, Sequence[str]] | None = None,
+        weights: Weights | None = None,
     ) -> None:
         self._default_voice = default_voice
+        self._sleepers = dict(sleepers or {})
         self._weights = weights
-        self._topology = topology(entries, default_voice, weights)
+        self._topology = topology(entries, default_voice, self._sleepers, weights)
         self._publish: Publish | None = None
 
     def update(self, entries: Iterable[Entry]) -> None:
-        self._topology = topology(entries, self._default_voice, self._weights)
+        self._topology = topology(entries, self._default_voice, self._sleepers, self._weights)
         if self._publish:
             self._publish(self._topology)
 
