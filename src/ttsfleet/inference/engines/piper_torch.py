@@ -32,7 +32,7 @@ from ttsfleet.inference.engines.vits.onnx_voice import OnnxVoice
 from ttsfleet.inference.engines.vits.synthesizer import Synthesizer
 from ttsfleet.inference.engines.vits.weights import load_weights
 from ttsfleet.inference.engines.vits.windows import Window, plan_windows
-from ttsfleet.inference.voice_files import voice_files
+from ttsfleet.voices.files import voice_files
 from ttsfleet.manifests import ManifestError, PodConfig, Voice
 
 _LOG = logging.getLogger(__name__)
