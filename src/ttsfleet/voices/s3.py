@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import urllib3
 from minio import Minio
-from minio.error import MinioException, S3Error
+from minio.error import InvalidResponseError, MinioException, S3Error
 
 from ttsfleet.manifests import S3Object
 from ttsfleet.voices.errors import VoiceSourceError
@@ -58,6 +58,14 @@ class Bucket:
                 "NotFound" if error.code in ("NoSuchKey", "NoSuchBucket") else "S3Error",
                 f"{what}: {error.code}: {error.message}",
                 permanent=error.code in PERMANENT_CODES,
+            ) from error
+        except InvalidResponseError as error:
+            # An error answer minio could not parse (some servers send text/xml): by status.
+            status = int(vars(error).get("_code") or 0)  # minio keeps it unexported
+            raise VoiceSourceError(
+                "NotFound" if status == 404 else "S3Error",
+                f"{what}: {error}",
+                permanent=status in (400, 403, 404),
             ) from error
         except (MinioException, urllib3.exceptions.HTTPError) as error:
             raise VoiceSourceError("Unreachable", f"{what}: {error}", permanent=False) from error
