@@ -29,6 +29,7 @@ from ttsfleet.operator.load import DEFAULT_ADDRESS, template_resolver
 from ttsfleet.operator.objects import DEFAULT_IMAGE
 from ttsfleet.operator.reconciler import Reconciler
 from ttsfleet.operator.state import PoolStates
+from ttsfleet.operator.voices import VoiceChecker
 from ttsfleet.tls import ClientTLS, TLSFiles
 
 logger = logging.getLogger(__name__)
@@ -124,6 +125,11 @@ def settings(args: argparse.Namespace) -> kopf.OperatorSettings:
     result.peering.lifetime = args.peering_lifetime
     result.peering.stealth = True
     result.persistence.finalizer = "ttsfleet.dev/operator"
+    # The voice check's handler state goes in the voice's status, not annotations.
+    result.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
+    result.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(
+        field="status.kopf.lastHandledConfiguration"
+    )
     for group, version, plural in WATCHED_BY_LABEL:
         result.watching.label_selectors[group, version, plural] = OWNED_SELECTOR
     return result
@@ -164,6 +170,7 @@ async def run(args: argparse.Namespace) -> None:
             states=states,
             reconciler=reconciler,
             autoscaler=autoscaler,
+            voice_checker=VoiceChecker(api),
             interval=args.interval,
         )
         if not args.standalone:
