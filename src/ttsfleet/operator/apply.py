@@ -123,16 +123,6 @@ class Api:
             raise
         return dict(found.data or {})
 
-    async def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
-        """A Secret's data, base64 as stored (a voice source's S3 keys), None if absent."""
-        try:
-            found = await self._core.read_namespaced_secret(name, namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return {key: str(value) for key, value in (found.data or {}).items()}
-
     async def create_peering(self, name: str, namespace: str | None) -> None:
         """Create kopf's peering object (cluster-wide, or in a namespace) unless it exists."""
         kind = "ClusterKopfPeering" if namespace is None else "KopfPeering"

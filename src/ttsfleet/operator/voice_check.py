@@ -5,13 +5,14 @@ verified against its sha256, and its config read; the scratch copy is then
 dropped, since the operator serves no audio. A package or path source is
 checked where the operator can see it (an installed package, a file in its
 own image); one it cannot see, or a volume, is left to the pods, and the
-status says so.
+status says so. So is an S3 source with keys: the operator may not read
+Secrets, so only the pods' init containers (given the keys) fetch and
+verify it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import tempfile
 from pathlib import Path
@@ -23,10 +24,8 @@ from ttsfleet.voices.config import VoiceConfig
 from ttsfleet.voices.errors import VoiceSourceError
 from ttsfleet.voices.fetch import Fetcher, describe
 from ttsfleet.voices.files import VoiceFilesError, voice_files
-from ttsfleet.voices.s3 import S3Credentials
 
 CA_KEY = "ca.crt"
-S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
 
 async def check_voice(api: Api, namespace: str, source: VoiceSource) -> VoiceReport:
@@ -37,20 +36,26 @@ async def check_voice(api: Api, namespace: str, source: VoiceSource) -> VoiceRep
             "OnVolume",
             f"read by the pods from PersistentVolumeClaim {source.volume.claim_name}",
         )
+    if source.s3 is not None and source.s3.credentials_secret:
+        return VoiceReport(
+            describe(source),
+            "CheckedByPods",
+            f"fetched and verified by the pods with the keys in Secret "
+            f"{source.s3.credentials_secret}, which the operator may not read",
+        )
     if not source.remote:
         return await asyncio.to_thread(_check_local, source)
     ca = await _read_ca(api, namespace, source.ca_config_map) if source.ca_config_map else None
-    keys = await _read_s3_keys(api, namespace, source)
-    return await asyncio.to_thread(_check_remote, source, ca, keys)
+    return await asyncio.to_thread(_check_remote, source, ca)
 
 
-def _check_remote(source: VoiceSource, ca: str | None, keys: S3Credentials | None) -> VoiceReport:
+def _check_remote(source: VoiceSource, ca: str | None) -> VoiceReport:
     with tempfile.TemporaryDirectory(prefix="ttsfleet-voice-check-") as scratch:
         ca_file = None
         if ca is not None:
             ca_file = str(Path(scratch) / CA_KEY)
             Path(ca_file).write_text(ca)
-        fetched = Fetcher(Path(scratch) / "cache", ca_file=ca_file, s3=keys).fetch(source)
+        fetched = Fetcher(Path(scratch) / "cache", ca_file=ca_file).fetch(source)
         config = VoiceConfig.read(fetched.config)
     return VoiceReport(
         fetched.resolved,
@@ -95,19 +100,3 @@ async def _read_ca(api: Api, namespace: str, name: str) -> str:
             permanent=True,
         )
     return data[CA_KEY]
-
-
-async def _read_s3_keys(api: Api, namespace: str, source: VoiceSource) -> S3Credentials | None:
-    name = source.s3.credentials_secret if source.s3 is not None else ""
-    if not name:
-        return None
-    data = await api.read_secret_data(namespace, name)
-    if data is None or not all(key in data for key in S3_KEYS):
-        raise VoiceSourceError(
-            "MissingCredentials",
-            f"Secret {name} with {' and '.join(S3_KEYS)} (spec.source.s3.credentialsSecret) "
-            "not found",
-            permanent=True,
-        )
-    key, secret = (base64.b64decode(data[k]).decode() for k in S3_KEYS)
-    return S3Credentials(key, secret)
