@@ -25,6 +25,7 @@ class ValidRequest:
     speed: float
     sample_rate: int  # 0: the codec's or the voice's own
     codec: Codec
+    speaker: str = ""  # a name or decimal id, resolved against the voice's speakers
 
 
 def validate(
@@ -60,4 +61,11 @@ def validate(
     chosen = codec(request.encoding, streaming)
     if rate:
         chosen.check_rate(rate)
-    return ValidRequest(text=text, voice=voice, speed=speed, sample_rate=rate, codec=chosen)
+    return ValidRequest(
+        text=text,
+        voice=voice,
+        speed=speed,
+        sample_rate=rate,
+        codec=chosen,
+        speaker=request.speaker.strip(),
+    )
