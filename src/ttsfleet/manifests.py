@@ -91,8 +91,18 @@ class Autoscaling:
     enabled: bool = False
     min_replicas: int = 1
     max_replicas: int = 4
-    target_queue_depth: float = 4.0
+    # Seconds of audio accepted and not yet spoken, per pod (not a request
+    # count: a 1,000-word request is a hundred times a 10-word one).
+    target_queued_audio_seconds: float = 30.0
     scale_down_stabilization_seconds: int = 120
+
+    @property
+    def scales_from_zero(self) -> bool:
+        """The pool may sleep at zero pods; the router holds its requests and wakes it.
+
+        Whoever puts it to sleep: the operator (enabled) or KEDA (not enabled).
+        """
+        return self.min_replicas == 0
 
 
 @dataclass(frozen=True)
@@ -172,13 +182,7 @@ def pool_from_manifest(manifest: Mapping[str, Any]) -> Pool:
         max_unary_bytes=int(spec.get("maxUnaryResponseBytes", DEFAULT_MAX_UNARY_BYTES)),
         batching=batching_from_manifest(batching),
         gpu=gpu_from_manifest(spec.get("gpu") or {}),
-        autoscaling=Autoscaling(
-            enabled=bool(scaling.get("enabled", False)),
-            min_replicas=int(scaling.get("minReplicas", 1)),
-            max_replicas=int(scaling.get("maxReplicas", 4)),
-            target_queue_depth=float(scaling.get("targetQueueDepth", 4)),
-            scale_down_stabilization_seconds=int(scaling.get("scaleDownStabilizationSeconds", 120)),
-        ),
+        autoscaling=autoscaling_from_manifest(scaling),
         raw_spec=spec,
     )
     if pool.replicas < 0 or pool.queue_limit < 1 or pool.batching.max_batch_size < 1:
@@ -189,6 +193,17 @@ def pool_from_manifest(manifest: Mapping[str, Any]) -> Pool:
 def pool_default_voice(spec: Mapping[str, Any]) -> str:
     """A pool's voice for requests that name none: spec.defaultVoice, else its first voice."""
     return str(spec.get("defaultVoice") or next(iter(spec.get("voices") or ()), ""))
+
+
+def autoscaling_from_manifest(scaling: Mapping[str, Any]) -> Autoscaling:
+    """A pool's spec.autoscaling with the CRD's defaults (the router reads it too)."""
+    return Autoscaling(
+        enabled=bool(scaling.get("enabled", False)),
+        min_replicas=int(scaling.get("minReplicas", 1)),
+        max_replicas=int(scaling.get("maxReplicas", 4)),
+        target_queued_audio_seconds=float(scaling.get("targetQueuedAudioSeconds", 30)),
+        scale_down_stabilization_seconds=int(scaling.get("scaleDownStabilizationSeconds", 120)),
+    )
 
 
 def batching_from_manifest(batching: Mapping[str, Any]) -> Batching:

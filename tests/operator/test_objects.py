@@ -376,7 +376,9 @@ def test_transition_time_moves_only_when_status_flips() -> None:
 def test_status_fields() -> None:
     obs = observed(
         deployment=deployment(replicas=2, ready=1, updated=2),
-        load=LoadSample(ready_pods=1, reporting_pods=1, queue_depth=7, in_flight=2),
+        load=LoadSample(
+            ready_pods=1, reporting_pods=1, queue_depth=7, in_flight=2, queued_audio_seconds=12.345
+        ),
         config_hash="abc",
     )
     status = pool_status(obs, {}, observed_generation=3, now="t")
@@ -389,11 +391,13 @@ def test_status_fields() -> None:
         "service": "english-inference",
         "queueDepth": 7,
         "inFlight": 2,
+        "queuedAudioSeconds": 12.35,
         "reportingReplicas": 1,
         "configHash": "abc",
     }
     # Without load reports the queue depth is absent, not zero.
-    assert "queueDepth" not in pool_status(observed(), {}, observed_generation=1, now="t")
+    unreported = pool_status(observed(), {}, observed_generation=1, now="t")
+    assert "queueDepth" not in unreported and "queuedAudioSeconds" not in unreported
 
 
 # --- load reading: which pods, at which address -----------------------------

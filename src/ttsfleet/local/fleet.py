@@ -3,7 +3,10 @@
 Each pool replica is a local pod: an inference process (`ttsfleet inference`)
 on a loopback port. The router runs in this process as the front door with a
 static view of the pods. A pod that dies is restarted and the router told
-its new address. Ctrl-C (or SIGTERM) drains the router, then the pods.
+its new address. A pool that scales from zero (autoscaling.minReplicas 0)
+starts with no pod: its first request is held by the router, which wakes
+the pool here (`wake`: one pod process is started). Ctrl-C (or SIGTERM)
+drains the router, then the pods.
 This component composes the others, as a cluster would: it starts the
 router and (with --http-port) the gateway through their public entry points.
 """
@@ -96,14 +99,25 @@ class LocalFleet:
         if not manifests.pools:
             raise ManifestError("no TTSPool in the manifests: nothing to run")
         self.pods: list[LocalPod] = []
+        self._log_format = log_format
+        self._configs: dict[str, tuple[Pool, Path]] = {}
         for pool in manifests.pools:
             config = workdir / f"{pool.name}.yaml"
             pod_config = PodConfig.of(pool, manifests.voices_of(pool))
             config.write_text(yaml.safe_dump(pod_config.to_dict()))
+            self._configs[pool.name] = (pool, config)
+            if pool.autoscaling.scales_from_zero:
+                continue  # asleep until its first request
             replicas = pool.autoscaling.min_replicas if pool.autoscaling.enabled else pool.replicas
             self.pods += [LocalPod(pool, i, config, log_format) for i in range(max(replicas, 1))]
-        self.discovery = StaticDiscovery([], default_voice=manifests.pools[0].default_voice)
+        self.sleepers = {
+            pool.name: pool.voices for pool in manifests.pools if pool.autoscaling.scales_from_zero
+        }
+        self.discovery = StaticDiscovery(
+            [], default_voice=manifests.pools[0].default_voice, sleepers=self.sleepers
+        )
         self._watchers: list[asyncio.Task[None]] = []
+        self._waking: set[asyncio.Task[None]] = set()
 
     def _publish(self) -> None:
         """Tells the router which pods are up right now."""
@@ -147,8 +161,32 @@ class LocalFleet:
                 continue
             self._publish()
 
+    async def wake(self, pool: str) -> None:
+        """Starts the first pod of a sleeping pool (in the background); a no-op once it has one."""
+        if pool not in self.sleepers or any(w.pool.name == pool for w in self.pods):
+            return
+        spec, config = self._configs[pool]
+        pod = LocalPod(spec, 0, config, self._log_format)
+        self.pods.append(pod)
+        log.info("waking pool: starting a pod", extra={"pool": pool})
+        task = asyncio.create_task(self._bring_up(pod))
+        self._waking.add(task)
+        task.add_done_callback(self._waking.discard)
+
+    async def _bring_up(self, pod: LocalPod) -> None:
+        """Starts a woken pod and supervises it; if it fails to start, the next request asks again."""
+        try:
+            await pod.start()
+        except PodFailed as error:
+            log.error("woken pod failed to start", extra={"pod": pod.name, "error": str(error)})
+            self.pods.remove(pod)
+            await pod.stop(grace=1)
+            return
+        self._publish()
+        self._watchers.append(asyncio.create_task(self._supervise(pod)))
+
     async def stop(self, grace: float) -> None:
-        for task in self._watchers:
+        for task in [*self._watchers, *self._waking]:
             task.cancel()
         await asyncio.gather(*(w.stop(grace) for w in self.pods))
 
@@ -179,7 +217,7 @@ async def run(args: argparse.Namespace, log_format: str) -> int:
     with tempfile.TemporaryDirectory(prefix="ttsfleet-") as workdir:
         local = LocalFleet(manifests, Path(workdir), log_format)
         await local.start()
-        router = RouterServer(local.discovery)
+        router = RouterServer(local.discovery, waker=local)
         try:
             port = await router.start(args.host, args.port)
         except BaseException:
@@ -208,6 +246,8 @@ def _announce(local: LocalFleet, host: str, port: int) -> None:
     print(f"ttsfleet is listening on {host}:{port}", flush=True)
     for pool, ports in pools.items():
         print(f"  pool {pool}: {len(ports)} pods on 127.0.0.1 ports {ports}", flush=True)
+    for pool in local.sleepers:
+        print(f"  pool {pool}: asleep; its first request starts a pod", flush=True)
     print(f'Try: ttsfleet say "Hello there" -o hello.wav --address {host}:{port}', flush=True)
     print("Ctrl-C stops the fleet.", flush=True)
 
