@@ -130,3 +130,8 @@ async def test_jobs_carry_the_speaker(fleet: Fleet) -> None:
     assert (await finished(fleet.http, job.id, seconds=60))["state"] == "succeeded"
     audio = fleet.jobs.GetJobAudio(V1.GetJobRequest(id=job.id))
     assert b"".join([chunk.chunk async for chunk in audio]) == expected
+
+    wrong = await fleet.http.post("/v1/jobs", json={"text": TEXT, "speaker": "zed"})
+    status = await finished(fleet.http, wrong.json()["id"], seconds=60)
+    assert (status["state"], status["attempts"]) == ("failed", 1), "no retry can help"
+    assert "unknown speaker 'zed' for voice 'trio'" in status["error"]
