@@ -7,7 +7,9 @@ router and the gateway, all on 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from audio_checks import read_wav
 from job_helpers import finished, running_gateway
 from multi_speaker_voice import SPEAKERS, build_voice, voice
 from timed_fleet import running_router
@@ -32,6 +35,7 @@ V1 = ttsfleet_v1_pb2
 
 @dataclass
 class Fleet:
+    address: str  # the router's
     router: tts_pb2_grpc.TTSServiceStub
     http: httpx.AsyncClient
     jobs: ttsfleet_v1_pb2_grpc.JobsStub
@@ -65,7 +69,10 @@ async def fleet(trio: Voice, engines: dict[str, Any], tmp_path: Path) -> AsyncIt
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}", timeout=60)
         )
         yield Fleet(
-            tts_pb2_grpc.TTSServiceStub(channel), http, ttsfleet_v1_pb2_grpc.JobsStub(jobs_channel)
+            f"127.0.0.1:{router.port}",
+            tts_pb2_grpc.TTSServiceStub(channel),
+            http,
+            ttsfleet_v1_pb2_grpc.JobsStub(jobs_channel),
         )
 
 
@@ -84,6 +91,17 @@ async def test_the_router_lists_and_passes_speakers(fleet: Fleet) -> None:
     bo = await spoken(fleet, "bo")
     assert bo == await spoken(fleet, "1")
     assert bo != await spoken(fleet, "ada")
+
+
+async def test_the_say_command_takes_a_speaker(fleet: Fleet, tmp_path: Path) -> None:
+    out = tmp_path / "bo.wav"
+    command = [sys.executable, "-m", "ttsfleet.cli", "say", TEXT, "-o", str(out)]
+    process = await asyncio.create_subprocess_exec(
+        *command, "--address", fleet.address, "--speaker", "bo"
+    )
+    assert await asyncio.wait_for(process.wait(), 60) == 0
+    rate, samples = read_wav(out.read_bytes())
+    assert rate == 22050 and samples.tobytes() == await spoken(fleet, "bo")
 
 
 async def test_openai_speech_takes_a_speaker(fleet: Fleet) -> None:
@@ -112,3 +130,8 @@ async def test_jobs_carry_the_speaker(fleet: Fleet) -> None:
     assert (await finished(fleet.http, job.id, seconds=60))["state"] == "succeeded"
     audio = fleet.jobs.GetJobAudio(V1.GetJobRequest(id=job.id))
     assert b"".join([chunk.chunk async for chunk in audio]) == expected
+
+    wrong = await fleet.http.post("/v1/jobs", json={"text": TEXT, "speaker": "zed"})
+    status = await finished(fleet.http, wrong.json()["id"], seconds=60)
+    assert (status["state"], status["attempts"]) == ("failed", 1), "no retry can help"
+    assert "unknown speaker 'zed' for voice 'trio'" in status["error"]

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from audio_checks import pcm16, snr_db, synthesize_whole
 from multi_speaker_voice import SPEAKERS, build_voice, voice
+from speech_recognition import transcribe, whisper_model, word_error_rate
 from voices import pod_config, running_server
 
 from ttsfleet import audio
@@ -72,15 +73,36 @@ def test_a_batch_of_mixed_speakers_gets_each_speakers_own_audio(
     torch_engine: PiperTorchEngine, utterances: list[Utterance]
 ) -> None:
     default = torch_engine.default_params(1.0)
+    speakers = (0, 1, 2, 1, None)  # None: the voice's default, speaker 0
     items = [
         (utterances[row % 2], replace(default, speaker=speaker))
-        for row, speaker in enumerate((0, 1, 2, 1))
+        for row, speaker in enumerate(speakers)
     ]
     batched = synthesize_whole(torch_engine, items)
-    for item, together in zip(items, batched, strict=True):
-        (alone,) = synthesize_whole(torch_engine, [item])
+    for (utterance, params), together in zip(items, batched, strict=True):
+        speaker = 0 if params.speaker is None else params.speaker
+        (alone,) = synthesize_whole(torch_engine, [(utterance, replace(params, speaker=speaker))])
         assert len(together) == len(alone)
         assert snr_db(together, alone) >= 40.0
+
+
+@pytest.mark.whisper
+def test_every_speaker_is_understood(
+    onnx_engine: PiperOnnxEngine, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The built voice still speaks: Whisper base hears each speaker's words."""
+    whisper = whisper_model(tmp_path_factory.mktemp("whisper"))
+    text = " ".join(SENTENCES)
+    errors = {}
+    for speaker in range(len(SPEAKERS)):
+        params = replace(onnx_engine.default_params(1.0), speaker=speaker)
+        spoken = np.concatenate(
+            synthesize_whole(onnx_engine, [(u, params) for u in onnx_engine.utterances(text)])
+        )
+        heard = transcribe(whisper, spoken, onnx_engine.info.sample_rate)
+        errors[SPEAKERS[speaker]] = word_error_rate(text, heard)
+    print(f"word error rate by speaker: {errors}")
+    assert max(errors.values()) <= 0.15, errors
 
 
 def test_default_speaker_comes_from_the_voice_defaults(model: Path) -> None:

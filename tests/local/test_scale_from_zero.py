@@ -51,18 +51,26 @@ WAKE_LIMIT_S = 120.0
 
 
 @contextlib.asynccontextmanager
-async def sleeping_fleet(workdir: Path, **settings: Any) -> AsyncIterator[RouterServer]:
+async def local_fleet(
+    workdir: Path, manifests: str = SLEEPY, **settings: Any
+) -> AsyncIterator[tuple[LocalFleet, RouterServer]]:
     """The pool at zero pods behind a router that may wake it."""
-    local = LocalFleet(manifests_from_documents(yaml.safe_load_all(SLEEPY)), workdir, "json")
+    local = LocalFleet(manifests_from_documents(yaml.safe_load_all(manifests)), workdir, "json")
     await local.start()
     router = RouterServer(local.discovery, RouterSettings(**settings), waker=local)
     try:
         await router.start()
         assert local.pods == [], "a pool that scales from zero starts asleep"
-        yield router
+        yield local, router
     finally:
         await router.stop(1)
         await local.stop(10)
+
+
+@contextlib.asynccontextmanager
+async def sleeping_fleet(workdir: Path, **settings: Any) -> AsyncIterator[RouterServer]:
+    async with local_fleet(workdir, **settings) as (_, router):
+        yield router
 
 
 def metric(router: RouterServer, name: str, **labels: str) -> float:
@@ -184,3 +192,19 @@ async def test_a_job_for_a_sleeping_pool_succeeds_at_its_first_attempt(tmp_path:
         assert ended.attempts == 1
     finally:
         await backend.close()
+
+
+async def test_an_idle_local_pool_falls_asleep_and_wakes_again(tmp_path: Path) -> None:
+    quick = SLEEPY.replace("maxReplicas: 1}", "maxReplicas: 1, scaleDownStabilizationSeconds: 1}")
+    async with (
+        local_fleet(tmp_path, quick) as (local, router),
+        grpc.aio.insecure_channel(f"127.0.0.1:{router.port}") as channel,
+    ):
+        stub = tts_pb2_grpc.TTSServiceStub(channel)
+        for text in ("Good night.", "Good morning."):
+            answer = await stub.Synthesize(tts_pb2.TTSRequest(text=text), timeout=WAKE_LIMIT_S)
+            assert_speech(read_wav(answer.audio)[1], read_wav(answer.audio)[0], text)
+            assert len(local.pods) == 1
+            await until(lambda: not local.pods, seconds=60)  # a second idle: asleep again
+        assert metric(router, "ttsfleet_router_wakeups_total", pool="english") == 2
+        assert metric(router, "ttsfleet_router_pool_ready_pods", pool="english") == 0

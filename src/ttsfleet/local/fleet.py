@@ -5,8 +5,10 @@ on a loopback port. The router runs in this process as the front door with a
 static view of the pods. A pod that dies is restarted and the router told
 its new address. A pool that scales from zero (autoscaling.minReplicas 0)
 starts with no pod: its first request is held by the router, which wakes
-the pool here (`wake`: one pod process is started). Ctrl-C (or SIGTERM)
-drains the router, then the pods.
+the pool here (`wake`: one pod process is started); after
+scaleDownStabilizationSeconds without work (the pod's own load reports) the
+pod is stopped and the pool sleeps again. Ctrl-C (or SIGTERM) drains the
+router, then the pods.
 This component composes the others, as a cluster would: it starts the
 router and (with --http-port) the gateway through their public entry points.
 """
@@ -24,10 +26,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import yaml
 
 from ttsfleet import logs
 from ttsfleet.manifests import ManifestError, Manifests, PodConfig, Pool, Voice, load_manifests
+from ttsfleet.proto import ttsfleet_v1_pb2, ttsfleet_v1_pb2_grpc
 from ttsfleet.rollouts import pool_revision, rollout_from_spec
 from ttsfleet.router.discovery.static import StaticDiscovery
 from ttsfleet.router.server import RouterServer
@@ -162,7 +166,7 @@ class LocalFleet:
             [
                 (f"127.0.0.1:{w.port}", w.pool.name, w.pool.voices, w.revision)
                 for w in self.pods
-                if w.port and w.process is not None and w.process.returncode is None
+                if w.port and not w.stopping and w.process and w.process.returncode is None
             ]
         )
 
@@ -200,7 +204,9 @@ class LocalFleet:
 
     async def wake(self, pool: str) -> None:
         """Starts the first pod of a sleeping pool (in the background); a no-op once it has one."""
-        if pool not in self.sleepers or any(w.pool.name == pool for w in self.pods):
+        if pool not in self.sleepers or any(
+            w.pool.name == pool and not w.stopping for w in self.pods
+        ):
             return
         spec, config, revision = self._configs[pool]
         pod = LocalPod(spec, 0, config, self._log_format, revision)
@@ -220,7 +226,34 @@ class LocalFleet:
             await pod.stop(grace=1)
             return
         self._publish()
-        self._watchers.append(asyncio.create_task(self._supervise(pod)))
+        self._watchers += [
+            asyncio.create_task(self._supervise(pod)),
+            asyncio.create_task(self._sleep_when_idle(pod)),
+        ]
+
+    async def _sleep_when_idle(self, pod: LocalPod) -> None:
+        """Stops a woken pod once its load reports showed no work for a whole window."""
+        window = pod.pool.autoscaling.scale_down_stabilization_seconds
+        clock = asyncio.get_running_loop().time
+        idle_since = clock()
+        while clock() - idle_since < window:
+            try:
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{pod.port}") as channel:
+                    reports = ttsfleet_v1_pb2_grpc.LoadReporterStub(channel).WatchLoad(
+                        ttsfleet_v1_pb2.WatchLoadRequest(min_interval_ms=100, max_interval_ms=1000)
+                    )
+                    async for report in reports:
+                        if report.queue_depth or report.in_flight or report.queued_audio_seconds:
+                            idle_since = clock()
+                        elif clock() - idle_since >= window:
+                            break
+            except grpc.aio.AioRpcError:  # restarting: its supervisor brings it back
+                await asyncio.sleep(1.0)
+        log.info("pool idle; stopping its pod", extra={"pod": pod.name, "idle_seconds": window})
+        pod.stopping = True
+        self._publish()  # the router sends it nothing new; what it accepted, it finishes
+        await pod.stop(grace=30.0)
+        self.pods.remove(pod)
 
     async def stop(self, grace: float) -> None:
         for task in [*self._watchers, *self._waking]:

@@ -70,7 +70,7 @@ def canary_objects(
             template["metadata"]["labels"] = pod_labels | selector | {REVISION_LABEL: revision}
             pod = template["spec"]
             for volume in pod["volumes"]:
-                if "configMap" in volume:
+                if volume["name"] == "config":
                     volume["configMap"]["name"] = name
             for spread in pod.get("topologySpreadConstraints") or ():
                 spread["labelSelector"] = {"matchLabels": selector}

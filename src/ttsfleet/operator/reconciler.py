@@ -31,7 +31,9 @@ from ttsfleet.operator.drift import differences
 from ttsfleet.operator.load import PodInfo
 from ttsfleet.operator.objects import (
     CONFIG_HASH_ANNOTATION,
+    DEFAULT_FETCHING,
     PoolRef,
+    VoiceFetching,
     desired_objects,
     owned_name,
     selector_string,
@@ -93,8 +95,16 @@ def _transient(error: ApiException) -> bool:
 
 
 class Reconciler:
-    def __init__(self, api: Api, states: PoolStates, image: str, tls_secret: str = "") -> None:
+    def __init__(
+        self,
+        api: Api,
+        states: PoolStates,
+        image: str,
+        tls_secret: str = "",
+        fetching: VoiceFetching = DEFAULT_FETCHING,
+    ) -> None:
         self._tls_secret = tls_secret
+        self._fetching = fetching
         self._api = api
         self._states = states
         self._image = image
@@ -130,14 +140,13 @@ class Reconciler:
         ref = PoolRef.of(body)
         state = self._states[(ref.namespace, ref.name)]
         decision = state.decision
+        settings = (self._image, self._tls_secret, self._fetching)
         if decision is None:
-            return desired_objects(ref, pool, current, self._image, self._tls_secret)
+            return desired_objects(ref, pool, current, *settings)
         stable = state.revisions.get(decision.stable, current)
-        plan = desired_objects(ref, pool, stable, self._image, self._tls_secret, decision.stable)
+        plan = desired_objects(ref, pool, stable, *settings, revision=decision.stable)
         if decision.canary and rollout:
-            canary = desired_objects(
-                ref, pool, current, self._image, self._tls_secret, decision.canary
-            )
+            canary = desired_objects(ref, pool, current, *settings, revision=decision.canary)
             plan += canary_objects(ref, canary, decision.canary, rollout.canary_replicas)
         return plan
 

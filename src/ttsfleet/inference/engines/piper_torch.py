@@ -33,8 +33,8 @@ from ttsfleet.inference.engines.vits.onnx_voice import OnnxVoice, VoiceWeightsEr
 from ttsfleet.inference.engines.vits.synthesizer import Synthesizer
 from ttsfleet.inference.engines.vits.weights import load_weights
 from ttsfleet.inference.engines.vits.windows import Window, plan_windows
-from ttsfleet.inference.voice_files import voice_files
 from ttsfleet.manifests import ManifestError, PodConfig, Voice
+from ttsfleet.voices.files import voice_files
 
 _LOG = logging.getLogger(__name__)
 # Float32 tensors alive at once per position of the decoder's widest stage,
@@ -101,7 +101,6 @@ class PiperTorchEngine(PiperEngine):
         load_weights(model, onnx_voice)
         self._model = model.eval().to(self._device)
         self._hop = config.hop
-        self._multi_speaker = config.n_speakers > 0
         self._context = context_frames(config)
         self._window_frames = window_frames
         self._max_window_frames = max(max_window_frames, window_frames or 1)
@@ -171,11 +170,14 @@ class PiperTorchEngine(PiperEngine):
     def _speakers(self, items: Sequence[BatchItem]) -> torch.Tensor | None:
         """Each item's speaker embedding [B, gin, 1, 1]; None for a single-speaker voice.
 
-        The front end gives every request to a multi-speaker voice a speaker id.
+        An item without a speaker gets the voice's default, as in the ONNX engine.
         """
-        if not self._multi_speaker:
+        default = self.info.speakers.default
+        if default is None:
             return None
-        ids = torch.tensor([cast(int, params.speaker) for _, params in items])
+        ids = torch.tensor(
+            [default if params.speaker is None else params.speaker for _, params in items]
+        )
         return self._model.speaker_embedding(ids.to(self._device))
 
     def _latents(
