@@ -22,8 +22,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from voices import JOE
 
-from ttsfleet.inference.voice_files import voice_files
 from ttsfleet.manifests import Voice, VoiceDefaults, VoiceSource
+from ttsfleet.voices.files import voice_files
 
 SPEAKERS = ("ada", "bo", "cy")
 GIN_CHANNELS = 16

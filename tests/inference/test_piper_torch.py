@@ -35,8 +35,8 @@ from ttsfleet.inference.engines.vits.synthesizer import Synthesizer
 from ttsfleet.inference.engines.vits.weights import load_weights
 from ttsfleet.inference.scheduler import DONE, Synthesis
 from ttsfleet.inference.server import InferenceServer
-from ttsfleet.inference.voice_files import voice_files
 from ttsfleet.manifests import ManifestError, Voice, VoiceDefaults, VoiceSource
+from ttsfleet.voices.files import voice_files
 
 pytestmark = [pytest.mark.torch, pytest.mark.voice, pytest.mark.usefixtures("one_thread")]
 

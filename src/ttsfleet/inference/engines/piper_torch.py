@@ -33,8 +33,8 @@ from ttsfleet.inference.engines.vits.onnx_voice import OnnxVoice, VoiceWeightsEr
 from ttsfleet.inference.engines.vits.synthesizer import Synthesizer
 from ttsfleet.inference.engines.vits.weights import load_weights
 from ttsfleet.inference.engines.vits.windows import Window, plan_windows
-from ttsfleet.inference.voice_files import voice_files
 from ttsfleet.manifests import ManifestError, PodConfig, Voice
+from ttsfleet.voices.files import voice_files
 
 _LOG = logging.getLogger(__name__)
 # Float32 tensors alive at once per position of the decoder's widest stage,
