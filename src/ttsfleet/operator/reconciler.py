@@ -17,7 +17,14 @@ from typing import Any, cast
 
 import kopf
 
-from ttsfleet.manifests import ManifestError, Pool, Voice, pool_from_manifest, voice_from_manifest
+from ttsfleet.manifests import (
+    ManifestError,
+    Pool,
+    Voice,
+    autoscaling_from_manifest,
+    pool_from_manifest,
+    voice_from_manifest,
+)
 from ttsfleet.operator.apply import Api, ApiException, error_message
 from ttsfleet.operator.canary import (
     CANARY_KINDS,
@@ -41,6 +48,7 @@ from ttsfleet.operator.objects import (
 from ttsfleet.operator.rollout import CANARY, decide
 from ttsfleet.operator.state import Plan, PoolKey, PoolState, PoolStates
 from ttsfleet.operator.status import Observed, Problem, pool_status
+from ttsfleet.operator.voice_status import PENDING, verdict
 from ttsfleet.rollouts import VERDICT_ANNOTATION, Rollout, Verdict, pool_revision, rollout_from_spec
 
 logger = logging.getLogger(__name__)
@@ -118,14 +126,24 @@ class Reconciler:
     def plan(self, body: Mapping[str, Any], views: Views) -> Plan:
         """The pool's desired objects, or why there can be none.
 
-        Built once per version of the pool and its voices: every owned
-        object's every event compares against it.
+        Built once per version of the pool and its voices (and what each
+        voice's check says): every owned object's every event compares
+        against it. While a voice's new spec awaits its check, the pool keeps
+        the plan it has, so an edited voice rolls the pods only once it
+        checked out.
         """
         meta = body["metadata"]
         voices = self._voices(body, views)
+        verdicts = {n: verdict(v) for n, v in voices.items()}
         state = self._states[(meta["namespace"], meta["name"])]
         decision = state.decision and (state.decision.stable, state.decision.canary)
-        version = (_version(body), decision, *((n, _version(v)) for n, v in voices.items()))
+        version = (
+            _version(body),
+            decision,
+            *((n, _version(v), verdicts[n]) for n, v in voices.items()),
+        )
+        if state.plan is not None and PENDING in verdicts.values():
+            return state.plan[1]
         if state.plan is None or state.plan[0] != version:
             state.plan = (version, self._build(body, voices))
         return state.plan[1]
@@ -151,8 +169,15 @@ class Reconciler:
         return plan
 
     async def _decide(self, body: Mapping[str, Any], views: Views, state: PoolState) -> None:
-        """Records the voices' revision and decides the rollout's next step (state.decision)."""
-        resolved = _resolve(body, self._voices(body, views))
+        """Records the voices' revision and decides the rollout's next step (state.decision).
+
+        Only voices whose files checked out make a revision: while a check is
+        pending or failed, the rollout stays where it is.
+        """
+        manifests = self._voices(body, views)
+        if any(verdict(v) is not None for v in manifests.values()):
+            return
+        resolved = _resolve(body, manifests)
         if isinstance(resolved, Problem):
             return  # the plan says why
         _, voices, rollout = resolved
@@ -306,8 +331,9 @@ class Reconciler:
         if body is None:
             return
         name = body["metadata"]["name"]
+        spec = body.get("spec") or {}
         observed = Observed(
-            desired=int(body.get("spec", {}).get("replicas", 1)),
+            desired=int(spec.get("replicas", 1)),
             selector=selector_string(name),
             service=owned_name(name),
             deployment=deployment or views.deployment(key),
@@ -316,6 +342,7 @@ class Reconciler:
             config_hash=state.config_hash,
             rollout=_previous_rollout(body, state),  # kept as stored until a reconcile decides
             last_scale_time=state.last_scale_time,
+            sleeps=autoscaling_from_manifest(spec.get("autoscaling") or {}).scales_from_zero,
         )
         previous = state.last_status or body.get("status") or {}
         generation = state.observed_generation
@@ -348,6 +375,14 @@ def _resolve(
         resolved = [voice_from_manifest(voices[v] or {}) for v in pool.voices]
     except ManifestError as error:
         return Problem("InvalidVoice", str(error))
+    # A voice whose files failed their check would only fail in the pods:
+    # keep the pods as they are and say why.
+    degraded = [(n, m) for n, v in voices.items() if (m := verdict(v)) not in (None, PENDING)]
+    if degraded:
+        return Problem(
+            "VoiceDegraded",
+            "; ".join(f"TTSVoice {n} is Degraded ({m})" for n, m in degraded),
+        )
     return pool, resolved, rollout
 
 
