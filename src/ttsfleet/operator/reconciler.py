@@ -45,7 +45,7 @@ from ttsfleet.operator.objects import (
     owned_name,
     selector_string,
 )
-from ttsfleet.operator.rollout import CANARY, decide
+from ttsfleet.operator.rollout import CANARY, Decision, decide
 from ttsfleet.operator.state import Plan, PoolKey, PoolState, PoolStates
 from ttsfleet.operator.status import Observed, Problem, pool_status
 from ttsfleet.operator.voice_status import PENDING, verdict
@@ -159,8 +159,8 @@ class Reconciler:
         state = self._states[(ref.namespace, ref.name)]
         decision = state.decision
         settings = (self._image, self._tls_secret, self._fetching)
-        if decision is None:
-            return desired_objects(ref, pool, current, *settings)
+        if decision is None:  # a new pool whose voices await their check
+            return desired_objects(ref, pool, current, *settings, revision=pool_revision(current))
         stable = state.revisions.get(decision.stable, current)
         plan = desired_objects(ref, pool, stable, *settings, revision=decision.stable)
         if decision.canary and rollout:
@@ -168,18 +168,17 @@ class Reconciler:
             plan += canary_objects(ref, canary, decision.canary, rollout.canary_replicas)
         return plan
 
-    async def _decide(self, body: Mapping[str, Any], views: Views, state: PoolState) -> None:
+    async def _decide(self, body: Mapping[str, Any], views: Views, state: PoolState) -> bool:
         """Records the voices' revision and decides the rollout's next step (state.decision).
 
-        Only voices whose files checked out make a revision: while a check is
-        pending or failed, the rollout stays where it is.
+        Only voices whose files checked out make a new decision: while a check
+        is pending the pods stay at the revision decided last (or, after a
+        restart, the stable one the status names). Returns whether it decided.
         """
         manifests = self._voices(body, views)
-        if any(verdict(v) is not None for v in manifests.values()):
-            return
         resolved = _resolve(body, manifests)
         if isinstance(resolved, Problem):
-            return  # the plan says why
+            return False  # the plan says why
         _, voices, rollout = resolved
         ref = PoolRef.of(body)
         current = pool_revision(voices)
@@ -189,7 +188,7 @@ class Reconciler:
             state.revisions[current] = voices
         previous = _previous_rollout(body, state)
         stable = str(previous.get("stableRevision") or "")
-        if rollout and stable and stable not in state.revisions:
+        if stable and stable not in state.revisions:
             record = await self._api.read(
                 revision_record(ref, stable, [], 0)  # only its name is read
             )
@@ -198,10 +197,15 @@ class Reconciler:
                     state.revisions[stable] = recorded_voices(record)
                 except ManifestError as error:
                     logger.warning("%s/%s: %s", ref.namespace, ref.name, error)
-        decision = decide(
+        if PENDING in (verdict(v) for v in manifests.values()):
+            if state.decision is None:
+                held = stable if stable in state.revisions else current
+                state.decision = Decision(held, None, dict(previous)) if previous else None
+            return False
+        state.decision = decide(
             current, rollout, previous, _verdict(body), stable in state.revisions, now_iso()
         )
-        state.decision = decision
+        return True
 
     async def reconcile(self, views: Views, key: PoolKey) -> None:
         """Apply everything the pool owns, then its status."""
@@ -215,7 +219,7 @@ class Reconciler:
             state.needs_reconcile = True  # until this completes: the timer retries
             state.verdict_seen = _verdict_text(body)
             previous = _previous_rollout(body, state)
-            await self._decide(body, views, state)
+            decided = await self._decide(body, views, state)
             plan = self.plan(body, views)
             deployment = None
             if isinstance(plan, Problem):
@@ -224,7 +228,7 @@ class Reconciler:
                 problem, deployment = await self._apply(plan)
                 config_map = next(m for m in plan if m["kind"] == "ConfigMap")
                 state.config_hash = config_map["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
-                if problem is None:
+                if problem is None and decided:
                     await self._roll(body, state, previous)
             _announce(body, state.problem, problem)
             state.problem = problem
