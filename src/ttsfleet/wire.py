@@ -32,6 +32,8 @@ PRIORITY_KEY = "x-ttsfleet-priority"
 # Who the caller is, for fair shares within a class: the gateway sends the API
 # key's tenant; the router passes it (or its own name for the caller) to the pod.
 TENANT_KEY = "x-ttsfleet-tenant"
+# Trailing metadata of a refusal for load: seconds after which a retry may succeed.
+RETRY_AFTER_KEY = "retry-after"
 
 # The health-check service a pod's liveness probe asks: NOT_SERVING once its
 # engine has had work and finished no step for a while (a hung engine), where
