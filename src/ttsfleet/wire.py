@@ -71,6 +71,13 @@ class Priority(enum.StrEnum):
     INTERACTIVE = "interactive"
     BATCH = "batch"
 
+    @property
+    def field(self) -> tts_pb2.Priority:
+        """The TTSRequest.priority value of this class."""
+        if self is Priority.BATCH:
+            return tts_pb2.PRIORITY_BATCH
+        return tts_pb2.PRIORITY_INTERACTIVE
+
 
 def priority(given: int, header: str | None) -> Priority:
     """The request's class: the field first, then x-ttsfleet-priority metadata, else interactive."""
