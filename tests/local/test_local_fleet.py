@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +12,8 @@ from pathlib import Path
 import grpc
 import pytest
 from audio_checks import assert_speech, read_wav
+from local_processes import TTSFLEET, children, wait_for
+from timed_fleet import free_port
 
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 
@@ -22,26 +21,6 @@ pytestmark = pytest.mark.voice  # the real Piper voice
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"
-TTSFLEET = [sys.executable, "-m", "ttsfleet.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _children(pid: int) -> list[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return [int(p) for p in f.read().split()]
-
-
-def _wait_for(predicate: object, what: str, limit: float = 180) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + limit
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 class Fleet:
@@ -58,7 +37,7 @@ class Fleet:
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("fleet") / "fleet.log"
     with log.open("w") as sink:
         process = subprocess.Popen(
@@ -69,7 +48,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         )
     running = Fleet(process, port, log)
     try:
-        _wait_for(
+        wait_for(
             lambda: "ttsfleet is listening" in running.output() or process.poll() is not None,
             "the fleet to start",
         )
@@ -115,18 +94,17 @@ def test_serves_concurrent_clients(fleet: Fleet) -> None:
 
 
 def test_a_dead_worker_is_restarted(fleet: Fleet) -> None:
-    workers = _children(fleet.process.pid)
+    workers = children(fleet.process.pid)
     assert len(workers) == 2
     os.kill(workers[0], signal.SIGKILL)
-    _wait_for(lambda: "restarting" in fleet.output(), "the restart to be logged")
-    _wait_for(
+    wait_for(lambda: "restarting" in fleet.output(), "the restart to be logged")
+    wait_for(
         lambda: (
-            len(_children(fleet.process.pid)) == 2
-            and workers[0] not in _children(fleet.process.pid)
+            len(children(fleet.process.pid)) == 2 and workers[0] not in children(fleet.process.pid)
         ),
         "a new worker",
     )
-    _wait_for(
+    wait_for(
         lambda: fleet.output().count("inference server listening") >= 3, "the new worker to serve"
     )
     with grpc.insecure_channel(fleet.address) as channel:
@@ -136,7 +114,7 @@ def test_a_dead_worker_is_restarted(fleet: Fleet) -> None:
 
 
 def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [*TTSFLEET, "up", "-f", str(QUICKSTART), "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -147,7 +125,7 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
         lines.append(line)
         if "ttsfleet is listening" in line:
             break
-    workers = _children(process.pid)
+    workers = children(process.pid)
     process.send_signal(signal.SIGINT)
     assert process.wait(90) == 0, "".join(lines)
     for pid in workers:
