@@ -10,11 +10,9 @@ fleet unthrottled, measured in the same run.
 
 from __future__ import annotations
 
-import os
 import signal
 import statistics
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 from local_processes import TTSFLEET, children, wait_for
+from throttle import throttled
 from timed_fleet import free_port
 
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
@@ -48,7 +47,6 @@ spec:
 TEXT = "The quick brown fox jumps over the lazy dog."
 CLIENTS = 4
 WARM_UP, MEASURED = 6, 12  # requests per client
-STOPPED, RUNNING = 0.2, 0.1  # seconds: the 2:1 duty cycle
 
 
 @pytest.fixture(scope="module")
@@ -95,18 +93,6 @@ def latencies(port: int) -> list[float]:
     return measured
 
 
-def throttle(pid: int, stop: threading.Event) -> None:
-    """SIGSTOP and SIGCONT in turns until `stop`; the process is left running."""
-    try:
-        while not stop.is_set():
-            os.kill(pid, signal.SIGSTOP)
-            time.sleep(STOPPED)
-            os.kill(pid, signal.SIGCONT)
-            stop.wait(RUNNING)
-    finally:
-        os.kill(pid, signal.SIGCONT)
-
-
 def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[98]
 
@@ -115,18 +101,12 @@ def test_a_throttled_pod_barely_moves_the_tail(fleet: tuple[int, list[int]]) -> 
     port, workers = fleet
     assert len(workers) == 4
     even = latencies(port)
-    stop = threading.Event()
-    throttler = threading.Thread(target=throttle, args=(workers[0], stop))
-    throttler.start()
-    try:
-        throttled = latencies(port)
-    finally:
-        stop.set()
-        throttler.join(5)
+    with throttled(workers[0]):
+        slowed = latencies(port)
     print(
         f"\nfour pods, one stopped 2/3 of the time; {len(even)} requests each way:"
         f"\n  even:      p50 {statistics.median(even) * 1000:.0f} ms, p99 {p99(even) * 1000:.0f} ms"
-        f"\n  throttled: p50 {statistics.median(throttled) * 1000:.0f} ms, "
-        f"p99 {p99(throttled) * 1000:.0f} ms ({p99(throttled) / p99(even):.2f}x)"
+        f"\n  throttled: p50 {statistics.median(slowed) * 1000:.0f} ms, "
+        f"p99 {p99(slowed) * 1000:.0f} ms ({p99(slowed) / p99(even):.2f}x)"
     )
-    assert p99(throttled) <= 1.5 * p99(even)
+    assert p99(slowed) <= 1.5 * p99(even)
