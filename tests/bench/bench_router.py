@@ -33,6 +33,7 @@ import grpc
 
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
+from throttle import throttled  # noqa: E402
 from timed_fleet import Child, child_process, pod_process, words  # noqa: E402
 
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc  # noqa: E402
@@ -179,16 +180,16 @@ async def pass_through(rounds: int, per_client: int) -> dict[str, Series]:
 
 
 async def uneven_pods(
-    rounds: int, per_client: int, steps: Sequence[float], throttled: bool
+    rounds: int, per_client: int, steps: Sequence[float], stop_last: bool
 ) -> dict[str, Series]:
-    """Every picker in front of the same pods; with `throttled`, the last pod is stopped
+    """Every picker in front of the same pods; with `stop_last`, the last pod is stopped
     two thirds of the time while the load runs."""
     async with contextlib.AsyncExitStack() as stack:
         pods = [await stack.enter_async_context(pod_process(step, UNEVEN_BATCH)) for step in steps]
         targets = {
             picker: await stack.enter_async_context(router(pods, picker)) for picker in PICKERS
         }
-        if throttled:
+        if stop_last:
             stack.enter_context(throttled(pods[-1].process.pid))
         return await alternate(targets, rounds, per_client, words(UNEVEN_CHUNKS))
 
@@ -207,8 +208,8 @@ def ms(seconds: float) -> str:
 async def bench(rounds: int, per_client: int) -> None:
     passing = await pass_through(rounds, per_client)
     few = max(per_client // 2, 4)
-    uneven = await uneven_pods(rounds, few, UNEVEN_STEPS, throttled=False)
-    stopped = await uneven_pods(rounds, few, (UNEVEN_STEPS[0],) * 4, throttled=True)
+    uneven = await uneven_pods(rounds, few, UNEVEN_STEPS, stop_last=False)
+    stopped = await uneven_pods(rounds, few, (UNEVEN_STEPS[0],) * 4, stop_last=True)
     proxy = passing["bare grpc.aio proxy"]
     throughput = lambda run: run.streams_per_second  # noqa: E731
     print(
