@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-import torch
 from first_audio import first_audio_seconds, median_first_audio
 from voices import JOE_QUIET, pod_config, running_server
 
@@ -39,15 +38,6 @@ LONG = " ".join(
 )
 # Below this the ratio says little: scheduling noise on a shared two-core machine.
 FLOOR_SECONDS = 0.25
-
-
-@pytest.fixture(scope="module")
-def one_thread() -> Iterator[None]:
-    """One torch thread per engine lane: the machine has two cores, shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ class ValidRequest:
     codec: Codec
     priority: Priority
     tenant: str
+    speaker: str = ""  # a name or decimal id, resolved against the voice's speakers
 
 
 def validate(
@@ -73,4 +74,5 @@ def validate(
         codec=chosen,
         priority=priority,
         tenant=tenant,
+        speaker=request.speaker.strip(),
     )

@@ -17,19 +17,27 @@ from typing import Any, cast
 
 import kopf
 
-from ttsfleet.manifests import ManifestError, pool_from_manifest, voice_from_manifest
+from ttsfleet.manifests import (
+    ManifestError,
+    autoscaling_from_manifest,
+    pool_from_manifest,
+    voice_from_manifest,
+)
 from ttsfleet.operator.apply import Api, ApiException, error_message
 from ttsfleet.operator.drift import differences
 from ttsfleet.operator.load import PodInfo
 from ttsfleet.operator.objects import (
     CONFIG_HASH_ANNOTATION,
+    DEFAULT_FETCHING,
     PoolRef,
+    VoiceFetching,
     desired_objects,
     owned_name,
     selector_string,
 )
 from ttsfleet.operator.state import Plan, PoolKey, PoolState, PoolStates
 from ttsfleet.operator.status import Observed, Problem, pool_status
+from ttsfleet.operator.voice_status import PENDING, verdict
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +91,16 @@ def _transient(error: ApiException) -> bool:
 
 
 class Reconciler:
-    def __init__(self, api: Api, states: PoolStates, image: str, tls_secret: str = "") -> None:
+    def __init__(
+        self,
+        api: Api,
+        states: PoolStates,
+        image: str,
+        tls_secret: str = "",
+        fetching: VoiceFetching = DEFAULT_FETCHING,
+    ) -> None:
         self._tls_secret = tls_secret
+        self._fetching = fetching
         self._api = api
         self._states = states
         self._image = image
@@ -92,16 +108,22 @@ class Reconciler:
     def plan(self, body: Mapping[str, Any], views: Views) -> Plan:
         """The pool's desired objects, or why there can be none.
 
-        Built once per version of the pool and its voices: every owned
-        object's every event compares against it.
+        Built once per version of the pool and its voices (and what each
+        voice's check says): every owned object's every event compares
+        against it. While a voice's new spec awaits its check, the pool keeps
+        the plan it has, so an edited voice rolls the pods only once it
+        checked out.
         """
         meta = body["metadata"]
         namespace = meta["namespace"]
         voices = {
             n: views.voice((namespace, n)) for n in (body.get("spec") or {}).get("voices", [])
         }
-        version = (_version(body), *((n, _version(v)) for n, v in voices.items()))
+        verdicts = {n: verdict(v) for n, v in voices.items()}
+        version = (_version(body), *((n, _version(v), verdicts[n]) for n, v in voices.items()))
         state = self._states[(namespace, meta["name"])]
+        if state.plan is not None and PENDING in verdicts.values():
+            return state.plan[1]
         if state.plan is None or state.plan[0] != version:
             state.plan = (version, self._build(body, voices))
         return state.plan[1]
@@ -124,7 +146,17 @@ class Reconciler:
             resolved = [voice_from_manifest(voices[v] or {}) for v in pool.voices]
         except ManifestError as error:
             return Problem("InvalidVoice", str(error))
-        return desired_objects(PoolRef.of(body), pool, resolved, self._image, self._tls_secret)
+        # A voice whose files failed their check would only fail in the pods:
+        # keep the pods as they are and say why.
+        degraded = [(n, m) for n, v in voices.items() if (m := verdict(v)) not in (None, PENDING)]
+        if degraded:
+            return Problem(
+                "VoiceDegraded",
+                "; ".join(f"TTSVoice {n} is Degraded ({m})" for n, m in degraded),
+            )
+        return desired_objects(
+            PoolRef.of(body), pool, resolved, self._image, self._tls_secret, self._fetching
+        )
 
     async def reconcile(self, views: Views, key: PoolKey) -> None:
         """Apply everything the pool owns, then its status."""
@@ -225,8 +257,9 @@ class Reconciler:
         if body is None:
             return
         name = body["metadata"]["name"]
+        spec = body.get("spec") or {}
         observed = Observed(
-            desired=int(body.get("spec", {}).get("replicas", 1)),
+            desired=int(spec.get("replicas", 1)),
             selector=selector_string(name),
             service=owned_name(name),
             deployment=deployment or views.deployment(key),
@@ -234,6 +267,7 @@ class Reconciler:
             load=state.load,
             config_hash=state.config_hash,
             last_scale_time=state.last_scale_time,
+            sleeps=autoscaling_from_manifest(spec.get("autoscaling") or {}).scales_from_zero,
         )
         previous = state.last_status or body.get("status") or {}
         generation = state.observed_generation

@@ -49,6 +49,7 @@ from ttsfleet.router.piece_requests import (
 from ttsfleet.router.saturation import saturated
 from ttsfleet.router.security import caller_name
 from ttsfleet.router.settings import RouterSettings
+from ttsfleet.router.wake import WakeUps
 from ttsfleet.wire import Priority
 
 log = logging.getLogger(__name__)
@@ -101,12 +102,14 @@ class Forwarder:
         picker: picking.Picker,
         metrics: RouterMetrics,
         settings: RouterSettings,
+        wake_ups: WakeUps | None = None,
     ) -> None:
         self.datastore = datastore
         self.metrics = metrics
         self.settings = settings
         self._picker = picker
         self._picks = itertools.count(1)
+        self._wake_ups = wake_ups or WakeUps(datastore, metrics, settings, None)
 
     def method_handlers(self, service: str) -> dict[str, grpc.RpcMethodHandler]:
         """The pass-through handlers of one service's Synthesize and StreamSynthesize."""
@@ -233,11 +236,19 @@ class Forwarder:
         return self._stream_tries(path, exchange, tries, send_headers=False)
 
     async def choose(
-        self, voice: str, tried: Sequence[str], priority: Priority, audio_seconds: float
+        self,
+        voice: str,
+        tried: Sequence[str],
+        priority: Priority,
+        audio_seconds: float,
+        time_left: float | None = None,
     ) -> tuple[Endpoint, float]:
         """Picks a pod for `voice`, waiting briefly for room if allowed; raises TTSError.
 
-        Returns the pod and the time it is predicted to take (`picker.predicted_finish`).
+        Returns the pod and the time it is predicted to take (`picker.predicted_finish`)
+        for a request of `audio_seconds`. A request for a pool asleep at zero pods is
+        held while the pool wakes (`wake.py`), within `time_left` (the caller's
+        deadline); its `audio_seconds` are shown as the held demand.
         """
         store = self.datastore
         if voice and voice not in store.voices:
@@ -260,6 +271,10 @@ class Forwarder:
                 self.metrics.picks.labels(chosen.pool, chosen.address).inc()
                 store.sent(chosen, audio_seconds)
                 return chosen, self._predict(picked, turn, audio_seconds)
+            sleeping = None if candidates else self._wake_ups.sleeping_pool(voice)
+            if sleeping:
+                await self._wake_ups.hold(sleeping, voice, time_left, audio_seconds)
+                continue
             serving = f"voice {voice!r}" if voice else "the default voice"
             if not saturated(candidates, self.settings.stale_after, share):
                 raise TTSError(Code.UNAVAILABLE, f"no ready pod serves {serving}")
@@ -415,7 +430,11 @@ class _Exchange:
         forwarder = self._forwarder
         try:
             endpoint, tries.predicted = await forwarder.choose(
-                self.voice, tries.tried, self.priority, tries.audio_seconds
+                self.voice,
+                tries.tried,
+                self.priority,
+                tries.audio_seconds,
+                self._context.time_remaining(),
             )
         except TTSError:
             if tries.last_error:  # no other pod to retry on: the pod's own answer stands

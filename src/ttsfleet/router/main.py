@@ -14,7 +14,7 @@ import signal
 from pathlib import Path
 
 from ttsfleet import logs
-from ttsfleet.router.discovery import Discovery
+from ttsfleet.router.discovery import Discovery, Waker
 from ttsfleet.router.discovery.static import Entry, StaticDiscovery
 from ttsfleet.router.picker import PICKERS
 from ttsfleet.router.server import RouterServer
@@ -31,6 +31,8 @@ TUNING = {
     "batch_room_share": "share of a pod's queue at which batch requests count it full (shed first)",
     "batch_retry_after": "seconds a shed batch request is told to wait (retry-after metadata)",
     "pick_log_every": "log one pick in this many with its predicted finish (0: none)",
+    "wake_hold_seconds": "seconds a request waits for a pool asleep at zero to wake (0: refuse)",
+    "max_held_requests": "requests held per sleeping pool; more are RESOURCE_EXHAUSTED",
     "retries": "other pods to try when a call fails before any audio was sent",
     "eject_after_failures": "failures in a row that eject a pod",
     "ejection_seconds": "first ejection's length; each further one in a row adds as much",
@@ -134,7 +136,10 @@ def discovery(args: argparse.Namespace) -> Discovery:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    router = RouterServer(discovery(args), settings(args))
+    source = discovery(args)
+    # Kubernetes discovery also wakes sleeping pools; fixed pods cannot be woken.
+    waker = source if isinstance(source, Waker) else None
+    router = RouterServer(source, settings(args), waker)
     await router.start(args.host, args.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -27,6 +27,11 @@ class RouterSettings:
     batch_retry_after: int = 5
     # One pick in this many is logged with its prediction and the runner-up's (0: none).
     pick_log_every: int = 100
+    # A request for a pool asleep at zero pods is held up to this many seconds
+    # (never past its deadline) while the pool is woken; 0: refuse at once.
+    wake_hold_seconds: float = 60.0
+    # Requests held per sleeping pool; more are refused (RESOURCE_EXHAUSTED).
+    max_held_requests: int = 100
     # Further pods to try when a call fails before any audio was sent.
     retries: int = 1
     # Outlier detection: this many failures in a row eject a pod for
