@@ -100,6 +100,19 @@ def test_read_timeout_fails_in_bounded_time(hub: Hub, tmp_path: Path) -> None:
     assert "timed out" in caught.value.message.lower()
 
 
+def test_total_timeout_stops_a_trickling_download(hub: Hub, tmp_path: Path) -> None:
+    """Each piece arrives within the read timeout, but the whole takes too long."""
+    source = hf_source(hub, limits={"readTimeoutSeconds": 5, "totalTimeoutSeconds": 1})
+    hub.trickle_seconds = 0.3  # 1 MiB (one read of ours) takes 4.8 s: the watchdog cuts it
+    try:
+        with pytest.raises(VoiceSourceError, match="did not finish in time") as caught:
+            Fetcher(tmp_path, ca_file=str(hub.ca_file)).fetch(source)
+    finally:
+        hub.trickle_seconds = 0.0
+    assert (caught.value.reason, caught.value.permanent) == ("Timeout", False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_unknown_ca_is_refused(hub: Hub, tmp_path: Path) -> None:
     with pytest.raises(VoiceSourceError, match="CERTIFICATE_VERIFY_FAILED"):
         Fetcher(tmp_path).fetch(hf_source(hub))
