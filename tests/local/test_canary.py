@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 import pytest
 import yaml
-from fleet_process import TTSFLEET, Fleet, running_fleet
+from local_processes import TTSFLEET, Fleet, running_fleet
 from onnx import numpy_helper
 
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc

@@ -14,7 +14,8 @@ import grpc
 import pytest
 import yaml
 from audio_checks import assert_speech, read_wav
-from fleet_process import TTSFLEET, Fleet, free_port, running_fleet, wait_for
+from local_processes import TTSFLEET, Fleet, children, running_fleet, wait_for
+from timed_fleet import free_port
 
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 
@@ -22,11 +23,6 @@ pytestmark = pytest.mark.voice  # the real Piper voice
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"
-
-
-def _children(pid: int) -> list[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return [int(p) for p in f.read().split()]
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +66,13 @@ def test_serves_concurrent_clients(fleet: Fleet) -> None:
 
 
 def test_a_dead_worker_is_restarted(fleet: Fleet) -> None:
-    workers = _children(fleet.process.pid)
+    workers = children(fleet.process.pid)
     assert len(workers) == 2
     os.kill(workers[0], signal.SIGKILL)
     wait_for(lambda: "restarting" in fleet.output(), "the restart to be logged")
     wait_for(
         lambda: (
-            len(_children(fleet.process.pid)) == 2
-            and workers[0] not in _children(fleet.process.pid)
+            len(children(fleet.process.pid)) == 2 and workers[0] not in children(fleet.process.pid)
         ),
         "a new worker",
     )
@@ -106,7 +101,7 @@ def test_a_sleeping_pool_starts_its_pod_on_the_first_request(tmp_path: Path) -> 
     try:
         wait_for(lambda: "ttsfleet is listening" in log.read_text(), "the fleet to start")
         assert "pool english: asleep" in log.read_text()
-        assert _children(process.pid) == []
+        assert children(process.pid) == []
         text = "Good morning, sleepy pool."
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             answer = tts_pb2_grpc.TTSServiceStub(channel).Synthesize(
@@ -114,7 +109,7 @@ def test_a_sleeping_pool_starts_its_pod_on_the_first_request(tmp_path: Path) -> 
             )
         rate, samples = read_wav(answer.audio)
         assert_speech(samples, rate, text)
-        assert len(_children(process.pid)) == 1
+        assert len(children(process.pid)) == 1
         records = [json.loads(line) for line in log.read_text().splitlines() if line[:1] == "{"]
         held = [r for r in records if r["message"] == "holding request while its pool wakes"]
         assert [r.get("request_id") for r in held] == ["first-of-the-day"]
@@ -135,7 +130,7 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
         lines.append(line)
         if "ttsfleet is listening" in line:
             break
-    workers = _children(process.pid)
+    workers = children(process.pid)
     process.send_signal(signal.SIGINT)
     assert process.wait(90) == 0, "".join(lines)
     for pid in workers:

@@ -15,7 +15,7 @@ from ttsfleet.router.revisions import drawn_revision, split
 
 
 def pod(address: str, pool: str, revision: str) -> Candidate:
-    return Candidate(address, pool, 0, 8, 0, 0.1, False, False, revision)
+    return Candidate(address, pool, 0, 8, 0, 0.1, False, False, revision=revision)
 
 
 STABLE = [pod("a:1", "english", "old"), pod("a:2", "english", "old")]

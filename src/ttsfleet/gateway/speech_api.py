@@ -23,6 +23,7 @@ from fastapi.responses import StreamingResponse
 
 from ttsfleet import codecs
 from ttsfleet.errors import TTSError
+from ttsfleet.gateway.auth import Caller
 from ttsfleet.gateway.errors import responses
 from ttsfleet.gateway.openai_voices import VoiceMap
 from ttsfleet.gateway.schemas import SpeechRequest
@@ -76,6 +77,7 @@ async def create_speech(body: SpeechRequest, request: Request) -> StreamingRespo
     slots: StreamSlots = request.app.state.speech_slots
     voices: VoiceMap = request.app.state.openai_voices
     codec = codecs.BY_NAME[body.response_format]
+    caller: Caller = request.state.caller
     slots.take()
     stream = fleet.stream(
         tts_pb2.TTSRequest(
@@ -86,7 +88,9 @@ async def create_speech(body: SpeechRequest, request: Request) -> StreamingRespo
             encoding=tts_pb2.AUDIO_ENCODING_PCM16,
             sample_rate=OPENAI_PCM_RATE if codec is codecs.PCM16 else codec.default_rate,
             request_id=request.headers.get("x-request-id", ""),
-        )
+            priority=caller.priority.field,
+        ),
+        tenant=caller.tenant,
     )
     try:
         first = await anext(stream)

@@ -117,9 +117,13 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
         if code is not grpc.StatusCode.OK:
             await context.abort(code, message)
 
-    def _check(self, request: tts_pb2.TTSRequest, streaming: bool) -> ValidRequest:
+    def _check(
+        self, request: tts_pb2.TTSRequest, context: grpc.aio.ServicerContext, streaming: bool
+    ) -> ValidRequest:
         return validate(
             request,
+            priority=wire.priority(request.priority, wire.header(context, wire.PRIORITY_KEY)),
+            tenant=wire.tenant(wire.header(context, wire.TENANT_KEY)),
             streaming=streaming,
             voices=self._engines.keys(),
             default_voice=self._config.default_voice,
@@ -143,7 +147,7 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
         if not utterances:
             raise TTSError(grpc.StatusCode.INVALID_ARGUMENT, "text has nothing to speak")
         params = dataclasses.replace(engine.default_params(valid.speed), speaker=speaker)
-        work = Synthesis(engine, utterances, params)
+        work = Synthesis(engine, utterances, params, priority=valid.priority, tenant=valid.tenant)
         native = engine.info.sample_rate
         rate = valid.codec.rate(valid.sample_rate, native)
         if unary:
@@ -185,7 +189,7 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
         self, request: tts_pb2.TTSRequest, context: grpc.aio.ServicerContext
     ) -> tts_pb2.TTSResponse:
         async with self._call("Synthesize", request, context) as call:
-            valid = self._check(request, streaming=False)
+            valid = self._check(request, context, streaming=False)
             pieces = [pcm async for pcm, _ in self._pcm(valid, call, unary=True)]
             rate = call.sample_rate
             body = await asyncio.to_thread(codecs.encode, b"".join(pieces), rate, valid.codec)
@@ -203,7 +207,7 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
         self, request: tts_pb2.TTSRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[tts_pb2.AudioChunk]:
         async with self._call("StreamSynthesize", request, context) as call:
-            valid = self._check(request, streaming=True)
+            valid = self._check(request, context, streaming=True)
             sent_metadata = False
             pcm = self._pcm(valid, call, unary=False)
             async for data, rate in codecs.encode_stream(pcm, valid.codec):
@@ -251,6 +255,8 @@ class LoadReporterService(ttsfleet_v1_pb2_grpc.LoadReporterServicer):
             queue_capacity=load.queue_capacity,
             draining=load.draining,
             queued_audio_seconds=load.queued_audio_seconds,
+            audio_seconds_per_second=load.audio_seconds_per_second,
+            batch_queue_depth=load.batch_queue_depth,
         )
 
     async def WatchLoad(

@@ -16,6 +16,7 @@ from ttsfleet.codecs import Codec, codec
 from ttsfleet.errors import TTSError
 from ttsfleet.proto import tts_pb2
 from ttsfleet.text import MAX_SAMPLE_RATE, MAX_SPEED, MIN_SAMPLE_RATE, MIN_SPEED, clean_text
+from ttsfleet.wire import Priority
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,16 @@ class ValidRequest:
     speed: float
     sample_rate: int  # 0: the codec's or the voice's own
     codec: Codec
+    priority: Priority
+    tenant: str
     speaker: str = ""  # a name or decimal id, resolved against the voice's speakers
 
 
 def validate(
     request: tts_pb2.TTSRequest,
     *,
+    priority: Priority,
+    tenant: str,
     streaming: bool,
     voices: Collection[str],
     default_voice: str,
@@ -67,5 +72,7 @@ def validate(
         speed=speed,
         sample_rate=rate,
         codec=chosen,
+        priority=priority,
+        tenant=tenant,
         speaker=request.speaker.strip(),
     )

@@ -135,6 +135,7 @@ class JobSpec:
             sample_rate=self.sample_rate,
             speed=self.speed,
             request_id=request_id,
+            priority=tts_pb2.PRIORITY_BATCH,  # nobody waits on each piece of a job
         )
 
     def to_json(self) -> str:

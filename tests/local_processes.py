@@ -1,9 +1,8 @@
-"""`ttsfleet up` as a child process, for tests that use the local fleet as a user would."""
+"""Helpers for tests that run `ttsfleet` commands as processes, as a user does."""
 
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,16 +10,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from timed_fleet import free_port
+
 TTSFLEET = [sys.executable, "-m", "ttsfleet.cli"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def children(pid: int) -> list[int]:
+    """The process's child pids (a local fleet's workers)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
 
 
 def wait_for(predicate: Callable[[], object], what: str, limit: float = 180) -> None:
+    """Polls `predicate` (bounded); fails with `what` if it never holds."""
     deadline = time.monotonic() + limit
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -28,6 +30,8 @@ def wait_for(predicate: Callable[[], object], what: str, limit: float = 180) -> 
 
 
 class Fleet:
+    """A running `ttsfleet up`: its process, front-door port and log."""
+
     def __init__(self, process: subprocess.Popen[str], port: int, log: Path) -> None:
         self.process, self.port, self.log = process, port, log
 
