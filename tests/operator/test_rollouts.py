@@ -14,6 +14,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from operator_harness import Cluster, OperatorProcess, pool_yaml, voice_yaml
 
+from ttsfleet.manifests import GROUP, VERSION
 from ttsfleet.rollouts import REVISION_LABEL, VERDICT_ANNOTATION, Verdict
 
 CANARY = "english-inference-canary"
@@ -26,6 +27,13 @@ def operator(operators: Callable[..., OperatorProcess]) -> OperatorProcess:
 
 def rollout(cluster: Cluster) -> dict[str, Any]:
     return ((cluster.pool("english") or {}).get("status") or {}).get("rollout") or {}
+
+
+def voice_revision(cluster: Cluster) -> str | None:
+    voice = cluster.custom.get_namespaced_custom_object(
+        GROUP, VERSION, cluster.namespace, "ttsvoices", "joe"
+    )
+    return (voice.get("status") or {}).get("revision")
 
 
 def speed_in(cluster: Cluster, config_map: str) -> float:
@@ -49,8 +57,10 @@ def start_canary(cluster: Cluster) -> tuple[str, str]:
     cluster.wait_ready("english")
     stable = cluster.wait(lambda: rollout(cluster).get("stableRevision"), "a stable revision")
     assert rollout(cluster)["phase"] == "Stable"
+    before = cluster.wait(lambda: voice_revision(cluster), "the voice's revision in its status")
 
     cluster.apply(voice_yaml("joe", defaults={"speed": 1.25}))
+    cluster.wait(lambda: voice_revision(cluster) not in (None, before), "the new voice revision")
     state = cluster.wait(
         lambda: (r := rollout(cluster)).get("phase") == "Canary" and r, "the canary to start"
     )

@@ -93,10 +93,12 @@ def voice_status(
     generation: int,
     pools: Iterable[str],
     now: str,
+    revision: str = "",
 ) -> dict[str, Any]:
     """The status to write; `outcome` None means a check is under way."""
     status: dict[str, Any] = {
         "observedGeneration": generation,
+        **({"revision": revision} if revision else {}),
         "pools": sorted(pools),
         "conditions": merge_conditions(
             previous.get("conditions") or [], _conditions(outcome), generation=generation, now=now

@@ -18,6 +18,7 @@ from ttsfleet.operator.reconciler import event_target, now_iso
 from ttsfleet.operator.state import PoolKey
 from ttsfleet.operator.voice_check import check_voice
 from ttsfleet.operator.voice_status import VoiceReport, sample_rate_problem, voice_status
+from ttsfleet.rollouts import voice_revision
 from ttsfleet.voices.errors import VoiceSourceError
 
 logger = logging.getLogger("ttsfleet.operator.voices")
@@ -29,12 +30,20 @@ VOICE_CHECK: dict[str, Any] = {"id": "voice_check", "retries": len(RETRY_SECONDS
 # Fields of ours in a voice's status (kopf keeps its own under status.kopf).
 STATUS_FIELDS = (
     "observedGeneration", "pools", "conditions", "source", "sha256", "sizeBytes",
-    "sampleRate", "speakerCount", "speakers", "checkedAt",
+    "sampleRate", "speakerCount", "speakers", "checkedAt", "revision",
 )  # fmt: skip
 
 
 def _pools(users: kopf.Index[PoolKey, str], key: PoolKey) -> list[str]:
     return sorted(set(users.get(key) or ()))
+
+
+def _revision(body: kopf.Body) -> str:
+    """The spec's revision, as pools' pods carry it ("" for a spec that cannot be read)."""
+    try:
+        return voice_revision(voice_from_manifest(body))
+    except ManifestError:
+        return ""
 
 
 class VoiceChecker:
@@ -54,10 +63,14 @@ class VoiceChecker:
         if reason == kopf.Reason.RESUME and checked:
             return  # checked before the operator restarted: once per spec, not per start
         pools = _pools(users, key)
+        revision = _revision(body)
         await self._write(key, previous, voice_status(None, previous, generation=generation,
-                                                      pools=pools, now=now_iso()))  # fmt: skip
+                                                      pools=pools, now=now_iso(),
+                                                      revision=revision))  # fmt: skip
         outcome = await self._check(body)
-        status = voice_status(outcome, previous, generation=generation, pools=pools, now=now_iso())
+        status = voice_status(
+            outcome, previous, generation=generation, pools=pools, now=now_iso(), revision=revision
+        )
         await self._write(key, previous, status)
         target = event_target(body)
         if isinstance(outcome, VoiceReport):
