@@ -60,6 +60,7 @@ class Gate:
     language: str = "en"
     image: str = ""  # an image with `ttsfleet[gate]`; empty: the pool's inference image
     service_account: str = "ttsfleet-gate"
+    timeout_seconds: int = 1800  # a gate Job still running then has failed
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ def rollout_from_spec(spec: Mapping[str, Any], where: str) -> Rollout | None:
             language=str(gate_spec.get("language", "en")),
             image=str(gate_spec.get("image", "")),
             service_account=str(gate_spec.get("serviceAccountName", "ttsfleet-gate")),
+            timeout_seconds=int(gate_spec.get("timeoutSeconds", 1800)),
         )
         rollout = Rollout(
             canary_percent=int(given.get("canaryPercent", 10)),

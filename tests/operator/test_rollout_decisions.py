@@ -96,6 +96,7 @@ def test_the_crds_rollout_defaults_are_the_ones_python_applies() -> None:
         "maxClippedFraction": python.gate.max_clipped_fraction,
         "language": python.gate.language,
         "serviceAccountName": python.gate.service_account,
+        "timeoutSeconds": python.gate.timeout_seconds,
     } == {key: prop["default"] for key, prop in gate.items() if "default" in prop}
 
 

@@ -50,9 +50,9 @@ def canary_gone(cluster: Cluster) -> bool:
     return False
 
 
-def start_canary(cluster: Cluster) -> tuple[str, str]:
+def start_canary(cluster: Cluster, **gate: Any) -> tuple[str, str]:
     """A pool at a stable revision, then a voice edit: returns (stable, canary) revisions."""
-    spec = {"replicas": 2, "rollout": {"canaryPercent": 25, "canaryReplicas": 1}}
+    spec = {"replicas": 2, "rollout": {"canaryPercent": 25, "canaryReplicas": 1, "gate": gate}}
     cluster.apply(voice_yaml("joe") + "---\n" + pool_yaml("english", ["joe"], **spec))
     cluster.wait_ready("english")
     stable = cluster.wait(lambda: rollout(cluster).get("stableRevision"), "a stable revision")
@@ -145,3 +145,19 @@ def test_a_failing_verdict_rolls_back_with_the_reason(
     assert speed_in(cluster, "english-inference") == 1.0
     events = cluster.wait(lambda: cluster.events("english", "CanaryRolledBack"), "the Event")
     assert events[0].type == "Warning" and reason in events[0].message
+
+
+def test_a_gate_job_that_fails_rolls_back(cluster: Cluster, operator: OperatorProcess) -> None:
+    """The gate ran out of time (its pod never finishes here): the Job controller fails it."""
+    stable, canary = start_canary(cluster, timeoutSeconds=2)
+
+    state = cluster.wait(
+        lambda: (r := rollout(cluster)).get("phase") == "RolledBack" and r,
+        "the rollback",
+        timeout=90,
+    )
+    assert state["stableRevision"] == stable and state["rolledBackRevision"] == canary
+    assert "the gate Job failed (DeadlineExceeded" in state["message"]
+    cluster.wait(lambda: canary_gone(cluster), "the canary Deployment to go")
+    events = cluster.wait(lambda: cluster.events("english", "CanaryRolledBack"), "the Event")
+    assert events[0].type == "Warning" and "DeadlineExceeded" in events[0].message

@@ -36,7 +36,6 @@ from ttsfleet.rollouts import CANARY_LABEL, REVISION_LABEL, Rollout
 
 CANARY_SUFFIX = "-canary"
 CANARY_KINDS = ("ConfigMap", "Service", "Deployment")  # no PDB: a canary may go at once
-GATE_SECONDS = 1800  # a gate that has not decided by then has failed
 
 
 def canary_name(pool: str) -> str:
@@ -116,6 +115,16 @@ def gate_job_name(pool: str, revision: str) -> str:
     return f"{pool}-gate-{revision}"
 
 
+def gate_failure(job: Mapping[str, Any]) -> str | None:
+    """Why a gate Job failed (out of time, or its pod kept failing); None while it has not."""
+    for condition in (job.get("status") or {}).get("conditions") or ():
+        if condition.get("type") == "Failed" and condition.get("status") == "True":
+            why = condition.get("reason", "Failed")
+            detail = condition.get("message")
+            return f"the gate Job failed ({why}{': ' + detail if detail else ''})"
+    return None
+
+
 def gate_job(ref: PoolRef, rollout: Rollout, revision: str, image: str) -> dict[str, Any]:
     """The Job that runs `ttsfleet gate` on the canary and annotates the pool with its verdict."""
     gate = rollout.gate
@@ -150,7 +159,7 @@ def gate_job(ref: PoolRef, rollout: Rollout, revision: str, image: str) -> dict[
         "metadata": _owned_metadata(ref, gate_job_name(ref.name, revision), revision),
         "spec": {
             "backoffLimit": 1,
-            "activeDeadlineSeconds": GATE_SECONDS,
+            "activeDeadlineSeconds": gate.timeout_seconds,
             "ttlSecondsAfterFinished": 24 * 3600,
             "template": {
                 "metadata": {"labels": {REVISION_LABEL: revision}},

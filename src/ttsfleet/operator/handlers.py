@@ -25,13 +25,14 @@ import kopf
 from ttsfleet.manifests import GROUP, POOL_LABEL, POOLS, VERSION, VOICES
 from ttsfleet.operator.apply import Api
 from ttsfleet.operator.autoscaler import Autoscaler
+from ttsfleet.operator.canary import gate_failure
 from ttsfleet.operator.load import PodInfo
 from ttsfleet.operator.objects import MANAGED_BY, MANAGED_BY_LABEL
 from ttsfleet.operator.reconciler import Reconciler, Views
 from ttsfleet.operator.state import PoolKey, PoolStates
 from ttsfleet.operator.voice_status import verdict
 from ttsfleet.operator.voices import VOICE_CHECK, VoiceChecker
-from ttsfleet.rollouts import CANARY_LABEL, VERDICT_ANNOTATION
+from ttsfleet.rollouts import CANARY_LABEL, REVISION_LABEL, VERDICT_ANNOTATION
 
 # Resources the operator owns (plus their pods): watched with a server-side
 # label selector, so the operator never streams other ConfigMaps or pods.
@@ -160,6 +161,17 @@ def register(
     async def voice_check(*, body: kopf.Body, reason: str, retry: int, **kwargs: Any) -> None:
         """Fetch and check the voice once per spec change; Degraded with the reason if bad."""
         await voice_checker.run(body, reason, retry, kwargs["voice_users"])
+
+    @kopf.on.event("batch", "v1", "jobs", labels=OWNED_LABELS, id="gate_jobs", registry=registry)
+    async def gate_job_changed(*, meta: kopf.Meta, body: kopf.Body, **kwargs: Any) -> None:
+        """A canary's gate Job failed without a verdict: the canary is rolled back."""
+        failure = gate_failure(body)
+        if failure is None or POOL_LABEL not in meta.labels:
+            return
+        key, revision = _owner_key(meta), meta.labels.get(REVISION_LABEL, "")
+        if states[key].gate_failures.get(revision) != failure:
+            states[key].gate_failures[revision] = failure
+            await reconciler.reconcile(_views(kwargs), key)
 
     async def owned_changed(
         *, type: str | None, meta: kopf.Meta, body: kopf.Body, **kwargs: Any

@@ -202,8 +202,11 @@ class Reconciler:
                 held = stable if stable in state.revisions else current
                 state.decision = Decision(held, None, dict(previous)) if previous else None
             return False
+        judged = _verdict(body)
+        if current in state.gate_failures and (judged is None or judged.revision != current):
+            judged = Verdict(current, False, (state.gate_failures[current],))
         state.decision = decide(
-            current, rollout, previous, _verdict(body), stable in state.revisions, now_iso()
+            current, rollout, previous, judged, stable in state.revisions, now_iso()
         )
         return True
 

@@ -45,6 +45,7 @@ class PoolState:
     decision: Decision | None = None
     revisions: dict[str, list[Voice]] = field(default_factory=dict)
     verdict_seen: str | None = None
+    gate_failures: dict[str, str] = field(default_factory=dict)  # revision → why its Job failed
 
 
 class PoolStates:
