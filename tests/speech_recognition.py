@@ -7,8 +7,11 @@ downloaded: the packages are test dependencies.
 
 from __future__ import annotations
 
+import difflib
 import re
 import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -57,3 +60,34 @@ def word_error_rate(reference: str, heard: str) -> float:
                 min(row[j] + 1, row[j - 1] + 1, previous + (word != other)),
             )
     return row[-1] / len(ref)
+
+
+def word_starts(model: WhisperModel, samples: npt.NDArray[np.float32], rate: int) -> list[Heard]:
+    """Each word the recogniser hears, with the second it says the word starts at."""
+    audio = soxr.resample(samples, rate, WHISPER_RATE).astype(np.float32)
+    segments, _ = model.transcribe(audio, language="en", beam_size=5, word_timestamps=True)
+    return [
+        Heard(word.word.strip(), word.start) for segment in segments for word in segment.words or ()
+    ]
+
+
+@dataclass(frozen=True)
+class Heard:
+    word: str
+    start: float
+
+
+def start_differences(said: Sequence[Heard], heard: Sequence[Heard]) -> list[float]:
+    """|start difference| of every word both lists have at the same place (matched in order)."""
+    ours = [normal(h.word) for h in said]
+    theirs = [normal(h.word) for h in heard]
+    matcher = difflib.SequenceMatcher(None, ours, theirs, autojunk=False)
+    return [
+        abs(said[block.a + k].start - heard[block.b + k].start)
+        for block in matcher.get_matching_blocks()
+        for k in range(block.size)
+    ]
+
+
+def normal(word: str) -> str:
+    return "".join(words(word))

@@ -81,7 +81,7 @@ class TimedEngine(VoiceEngine):
         self.windows = windows
         self._chunk = np.full(samples_per_chunk, 0.25, dtype=np.float32)
 
-    def utterances(self, text: str) -> list[Utterance]:
+    def utterances(self, text: str, words: bool = False) -> list[Utterance]:
         return [Utterance((i,)) for i, _ in enumerate(text.split())]
 
     def default_params(self, speed: float) -> SynthesisParams:

@@ -21,9 +21,9 @@ class CountingEngine(TimedEngine):
         super().__init__(step_seconds=0.2, max_batch_size=1)
         self.front_end_calls = 0
 
-    def utterances(self, text: str) -> list[Utterance]:
+    def utterances(self, text: str, words: bool = False) -> list[Utterance]:
         self.front_end_calls += 1
-        return super().utterances(text)
+        return super().utterances(text, words)
 
 
 async def test_a_full_pod_refuses_without_phonemizing() -> None:

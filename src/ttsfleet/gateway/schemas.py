@@ -101,6 +101,30 @@ class SpeechRequest(BaseModel):
         description="Accepted and ignored: Piper voices take no style instructions "
         "(the X-Instructions header says so).",
     )
+    word_timestamps: bool = Field(
+        False,
+        description="ttsfleet's addition: each word's start and end (seconds from the start of "
+        "the audio). With stream_format sse, a speech.words event before the audio that holds "
+        "their start; otherwise one JSON object (SpeechWithWords) instead of the audio bytes.",
+    )
+    word_phonemes: bool = Field(
+        False, description="With word_timestamps: each word's phonemes too (implies it)."
+    )
+
+
+class SpokenWord(BaseModel):
+    word: str
+    start: float = Field(description="Seconds from the start of the audio.")
+    end: float
+    phonemes: str = Field("", description="The word's phonemes, with word_phonemes.")
+
+
+class SpeechWithWords(BaseModel):
+    """The answer to a word_timestamps request that is not streamed as events."""
+
+    audio: str = Field(description="The whole file in response_format, base64.")
+    sample_rate: int
+    words: list[SpokenWord]
 
 
 class ErrorDetail(BaseModel):

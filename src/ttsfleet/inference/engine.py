@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ttsfleet.audio import Audio
+from ttsfleet.inference.words import WordSpan
 
 EMPTY: Audio = np.zeros(0, dtype=np.float32)
 
@@ -34,9 +35,10 @@ class VoiceInfo:
 
 @dataclass(frozen=True)
 class Utterance:
-    """One sentence as model input."""
+    """One sentence as model input; with word timings asked for, where its words are."""
 
     phoneme_ids: tuple[int, ...]
+    words: tuple[WordSpan, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,14 @@ BatchItem = tuple[Utterance, SynthesisParams]
 
 
 class Stream(ABC):
-    """One utterance being synthesized: the engine's state between its steps."""
+    """One utterance being synthesized: the engine's state between its steps.
+
+    `id_samples`, once the engine knows it (at the latest with the first
+    piece), is how many audio samples each phoneme id lasts: the model's own
+    durations, which word timings come from.
+    """
+
+    id_samples: Sequence[int] | None = None
 
     @property
     @abstractmethod
@@ -68,8 +77,11 @@ class VoiceEngine(ABC):
     max_batch_size: int = 1
 
     @abstractmethod
-    def utterances(self, text: str) -> list[Utterance]:
-        """Splits text into model-ready sentences; may return none for unspeakable text."""
+    def utterances(self, text: str, words: bool = False) -> list[Utterance]:
+        """Splits text into model-ready sentences; may return none for unspeakable text.
+
+        With `words`, each utterance says which of its phoneme ids speak which word.
+        """
 
     @abstractmethod
     def default_params(self, speed: float) -> SynthesisParams:

@@ -34,9 +34,12 @@ import grpc
 from ttsfleet.audio import Audio
 from ttsfleet.errors import TTSError
 from ttsfleet.inference.engine import Stream, SynthesisParams, Utterance, VoiceEngine
+from ttsfleet.inference.words import WordTime, word_times
 
-# A synthesis's output queue carries audio pieces, then one of these.
+# A synthesis's output queue carries audio pieces, then one of these. With
+# word timings asked for, an utterance's word times come before its audio.
 DONE = None
+Output = Audio | tuple[WordTime, ...] | BaseException | None
 # Added to the second lane thread's niceness: at 10, Linux gives a contending
 # thread of niceness 0 about nine tenths of a shared core.
 _REST_LANE_NICENESS = 10
@@ -49,7 +52,7 @@ class Synthesis:
     engine: VoiceEngine
     utterances: list[Utterance]
     params: SynthesisParams
-    output: asyncio.Queue[Audio | BaseException | None] = field(default_factory=asyncio.Queue)
+    output: asyncio.Queue[Output] = field(default_factory=asyncio.Queue)
     next_utterance: int = 0
     # The utterance being decoded; None until the next one is prepared.
     stream: Stream | None = None
@@ -236,6 +239,7 @@ class Scheduler:
         self, batch: list[Synthesis], executor: concurrent.futures.ThreadPoolExecutor
     ) -> None:
         self._on_batch(len(batch))
+        fresh = {work for work in batch if work.stream is None}
         loop = asyncio.get_running_loop()
         try:
             results = await loop.run_in_executor(executor, _advance, batch)
@@ -251,6 +255,9 @@ class Scheduler:
             if synthesis not in self._active:
                 continue  # cancelled during the step
             synthesis.started = True
+            spans = synthesis.utterances[synthesis.next_utterance].words
+            if synthesis in fresh and spans and stream.id_samples is not None:
+                synthesis.output.put_nowait(word_times(spans, stream.id_samples))
             if piece.size:
                 synthesis.output.put_nowait(piece)
                 synthesis.pending_seconds = max(synthesis.pending_seconds - piece.size / rate, 0)

@@ -25,6 +25,9 @@ class ValidRequest:
     speed: float
     sample_rate: int  # 0: the codec's or the voice's own
     codec: Codec
+    # Word timings; asking for the words' phonemes asks for their timings too.
+    word_timestamps: bool = False
+    word_phonemes: bool = False
 
 
 def validate(
@@ -60,4 +63,12 @@ def validate(
     chosen = codec(request.encoding, streaming)
     if rate:
         chosen.check_rate(rate)
-    return ValidRequest(text=text, voice=voice, speed=speed, sample_rate=rate, codec=chosen)
+    return ValidRequest(
+        text=text,
+        voice=voice,
+        speed=speed,
+        sample_rate=rate,
+        codec=chosen,
+        word_timestamps=request.word_timestamps or request.word_phonemes,
+        word_phonemes=request.word_phonemes,
+    )

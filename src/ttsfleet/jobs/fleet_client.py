@@ -10,6 +10,7 @@ that fails is retried with backoff without duplicating audio.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -21,6 +22,7 @@ from ttsfleet.errors import TTSError
 from ttsfleet.jobs.retry import RetryPolicy
 from ttsfleet.pieces import FanoutPolicy, fan_out
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
+from ttsfleet.word_offsets import PieceClock
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +68,16 @@ class FleetClient:
         )
         return voices
 
-    def stream(self, request: tts_pb2.TTSRequest) -> AsyncGenerator[tts_pb2.AudioChunk, None]:
-        """PCM16 chunks of the whole text in order; gRPC errors pass through."""
+    async def stream(self, request: tts_pb2.TTSRequest) -> AsyncGenerator[tts_pb2.AudioChunk, None]:
+        """PCM16 chunks of the whole text in order, word times on its clock; gRPC errors pass
+        through."""
         pieces = list(enumerate(self.fanout.pieces(request.text)))
-        live = functools.partial(self._piece_stream, request)
-        return fan_out(pieces, live, self.fanout.parallel)
+        live = functools.partial(self._numbered_stream, request)
+        clock = PieceClock()
+        async with contextlib.aclosing(fan_out(pieces, live, self.fanout.parallel)) as chunks:
+            async for index, chunk in chunks:
+                clock.place(index, chunk)
+                yield chunk
 
     async def synthesize(
         self,
@@ -121,6 +128,12 @@ class FleetClient:
                 )
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _numbered_stream(
+        self, template: tts_pb2.TTSRequest, piece: NumberedPiece
+    ) -> AsyncIterator[tuple[int, tts_pb2.AudioChunk]]:
+        async for chunk in self._piece_stream(template, piece):
+            yield piece[0], chunk
 
     async def _piece_stream(
         self, template: tts_pb2.TTSRequest, piece: NumberedPiece

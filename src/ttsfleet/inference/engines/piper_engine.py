@@ -7,15 +7,18 @@ into exactly the same phoneme ids, voice description and speed handling;
 
 from __future__ import annotations
 
+import functools
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Self
 
 from piper.config import PiperConfig
+from piper.const import BOS, EOS, PAD
 from piper.voice import PiperVoice
 
 from ttsfleet.inference.engine import SynthesisParams, Utterance, VoiceEngine, VoiceInfo
+from ttsfleet.inference.words import owners, spans, text_words
 from ttsfleet.manifests import PodConfig, Voice, VoiceDefaults
 
 # Seconds of audio per phoneme id at length_scale 1: the joe voice made 0.023 to
@@ -33,13 +36,45 @@ class PiperFrontEnd:
         # no model session for that, so none is loaded here.
         self._phonemizer = PiperVoice(session=None, config=self.config)
         self._defaults = defaults
+        # Word timings phonemize each word alone too; texts repeat their words.
+        self._word_phonemes = functools.lru_cache(maxsize=8192)(self._phonemize_word)
 
-    def utterances(self, text: str) -> list[Utterance]:
+    def utterances(self, text: str, words: bool = False) -> list[Utterance]:
+        sentences = [phonemes for phonemes in self._phonemizer.phonemize(text) if phonemes]
+        if not words:
+            return [Utterance(tuple(self._phonemizer.phonemes_to_ids(s))) for s in sentences]
+        said = text_words(text)
+        owned = owners(said, sentences, self._word_phonemes)
         return [
-            Utterance(tuple(self._phonemizer.phonemes_to_ids(phonemes)))
-            for phonemes in self._phonemizer.phonemize(text)
-            if phonemes
+            self._utterance_with_words(phonemes, said, owner)
+            for phonemes, owner in zip(sentences, owned, strict=True)
         ]
+
+    def _utterance_with_words(
+        self, phonemes: list[str], said: list[str], owner: list[int]
+    ) -> Utterance:
+        ids = tuple(self._phonemizer.phonemes_to_ids(phonemes))
+        starts = self._id_starts(phonemes, len(ids))
+        return Utterance(ids, spans(said, phonemes, owner, starts) if starts else ())
+
+    def _id_starts(self, phonemes: list[str], id_count: int) -> list[int | None] | None:
+        """Where each phoneme's ids start in Piper's layout (BOS PAD, each phoneme and a PAD,
+        EOS), then where EOS starts; None when the ids are laid out otherwise."""
+        table = self.config.phoneme_id_map
+        pad = len(table.get(PAD, ()))
+        at = len(table.get(BOS, ())) + pad
+        starts: list[int | None] = []
+        for phoneme in phonemes:
+            if phoneme in table:
+                starts.append(at)
+                at += len(table[phoneme]) + pad
+            else:
+                starts.append(None)
+        starts.append(at)
+        return starts if at + len(table.get(EOS, ())) == id_count else None
+
+    def _phonemize_word(self, word: str) -> str:
+        return "".join(ph for sentence in self._phonemizer.phonemize(word) for ph in sentence)
 
     def default_params(self, speed: float) -> SynthesisParams:
         rate = speed * self._defaults.speed
@@ -72,8 +107,8 @@ class PiperEngine(VoiceEngine, ABC):
     def for_pod(cls, voice: Voice, pod: PodConfig) -> Self:
         """The engine as the pod's configuration sets it up."""
 
-    def utterances(self, text: str) -> list[Utterance]:
-        return self._front.utterances(text)
+    def utterances(self, text: str, words: bool = False) -> list[Utterance]:
+        return self._front.utterances(text, words)
 
     def default_params(self, speed: float) -> SynthesisParams:
         return self._front.default_params(speed)

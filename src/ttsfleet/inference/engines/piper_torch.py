@@ -50,6 +50,7 @@ class _Windows(Stream):
     z: torch.Tensor
     windows: list[Window]
     next: int = 0
+    id_samples: Sequence[int] | None = None
 
     @property
     def done(self) -> bool:
@@ -118,13 +119,17 @@ class PiperTorchEngine(PiperEngine):
 
     def prepare(self, items: Sequence[BatchItem]) -> list[Stream]:
         with torch.inference_mode():
-            z, frame_lengths = self._latents(items)
+            z, frame_lengths, durations = self._latents(items)
+        frames = (durations.long() * self._hop).tolist()
         return [
             _Windows(
                 z[row : row + 1, ..., :length],
                 plan_windows(length, self._window_frames, self._max_window_frames, self._context),
+                id_samples=frames[row][: len(utterance.phoneme_ids)],
             )
-            for row, length in enumerate(frame_lengths.tolist())
+            for row, (length, (utterance, _)) in enumerate(
+                zip(frame_lengths.tolist(), items, strict=True)
+            )
         ]
 
     def step(self, streams: Sequence[Stream]) -> list[Audio]:
@@ -156,7 +161,9 @@ class PiperTorchEngine(PiperEngine):
             stream.next += 1
         return [audio[row, : frames * self._hop] for row, frames in enumerate(emitted)]
 
-    def _latents(self, items: Sequence[BatchItem]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _latents(
+        self, items: Sequence[BatchItem]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         longest = max(len(utterance.phoneme_ids) for utterance, _ in items)
         ids = torch.zeros(len(items), longest, dtype=torch.long)
         for row, (utterance, _) in enumerate(items):

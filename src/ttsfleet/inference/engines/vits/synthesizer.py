@@ -39,8 +39,9 @@ class Synthesizer(nn.Module):
         length_scale: Tensor,
         noise_scale: Tensor,
         noise_w: Tensor,
-    ) -> tuple[Tensor, Tensor]:
-        """ids [B, T] padded, the rest [B] → latent z [B, inter, 1, F] and frame counts [B].
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """ids [B, T] padded, the rest [B] → latent z [B, inter, 1, F], frame counts [B]
+        and each phoneme id's frames [B, T] (zero past an item's length).
 
         Each item has its own scales, so one batch can mix speaking rates.
         """
@@ -62,7 +63,7 @@ class Synthesizer(nn.Module):
         noise = torch.randn_like(mean) * torch.exp(log_std) * noise_scale.view(-1, 1, 1, 1)
         frame_mask = sequence_mask(frame_lengths, frames)
         z = self.flow.reverse(mean + noise, frame_mask)
-        return z * frame_mask, frame_lengths
+        return z * frame_mask, frame_lengths, durations
 
     def decode(
         self, z: Tensor, spans: Tensor | None, emit: tuple[int, int] | None = None
