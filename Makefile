@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install install-test system-deps quickstart test test-fast lint bench control-plane images images-test clean
+.PHONY: install install-test system-deps quickstart test test-fast lint bench control-plane voice-servers images images-test clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -27,15 +27,19 @@ system-deps:
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server; }
 
 ## The whole test suite: unit, real gRPC, real voice, real control plane, the images in podman.
-test: install-test control-plane system-deps images
+test: install-test control-plane voice-servers system-deps images
 	$(PY) -m pytest
 
 ## Only what needs neither the control plane nor containers.
-test-fast: install-test system-deps
+test-fast: install-test voice-servers system-deps
 	$(PY) -m pytest -m "not integration and not containers"
 
 control-plane:
 	bash tests/cluster/build.sh
+
+## The servers voice sources are fetched from in tests (a registry, an S3 server), from Go modules.
+voice-servers:
+	bash tests/voice_sources/build.sh
 
 ## The images, with podman and no registry (base cached under ~/.cache/ttsfleet/images).
 images:

@@ -1,9 +1,9 @@
-"""Copy what the Helm chart must carry verbatim: the CRDs and the operator's RBAC.
+"""Copy what the Helm chart must carry verbatim: the CRDs and the operator's and router's RBAC.
 
 Helm installs CRDs only from a chart's own crds/ folder and cannot read files
 outside the chart, so the chart carries copies of crds/*.yaml and of
-deploy/rbac/operator.yaml (its templates take the operator's rules from that
-copy). The originals stay the one source of truth: run this after changing
+deploy/rbac/operator.yaml and router.yaml (its templates take the rules from
+those copies). The originals stay the one source of truth: run this after changing
 them (tests/unit/test_chart_crds_in_sync.py fails until you do).
 
 Usage: python scripts/sync_chart.py
@@ -19,14 +19,16 @@ ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "ttsfleet"
 CRDS = ROOT / "crds"
 CHART_CRDS = CHART / "crds"
-OPERATOR_RBAC = ROOT / "deploy" / "rbac" / "operator.yaml"
-CHART_OPERATOR_RBAC = CHART / "files" / "operator-rbac.yaml"
+RBAC = ("operator", "router")
 
 
 def copies() -> dict[Path, Path]:
     """Each file the chart carries, mapped to its original."""
     wanted = {CHART_CRDS / path.name: path for path in CRDS.glob("*.yaml")}
-    wanted[CHART_OPERATOR_RBAC] = OPERATOR_RBAC
+    for component in RBAC:
+        wanted[CHART / "files" / f"{component}-rbac.yaml"] = (
+            ROOT / "deploy" / "rbac" / f"{component}.yaml"
+        )
     return wanted
 
 

@@ -8,6 +8,8 @@ import wave
 import numpy as np
 import numpy.typing as npt
 
+from ttsfleet.inference.engine import Audio, BatchItem, VoiceEngine
+
 
 def read_wav(data: bytes) -> tuple[int, npt.NDArray[np.int16]]:
     """Parses a mono 16-bit WAV file; fails the test on anything else."""
@@ -63,3 +65,15 @@ def decode(data: bytes, name: str, rate: int) -> tuple[int, npt.NDArray[np.float
         decoded_rate = stream.rate
     assert samples, f"no {name} audio"
     return decoded_rate, np.concatenate(samples).astype(np.float32)
+
+
+def snr_db(ours: npt.NDArray[np.float32], theirs: npt.NDArray[np.float32]) -> float:
+    """How far `ours` is from the reference `theirs`: signal over difference, in dB."""
+    error = np.sum((ours.astype(np.float64) - theirs) ** 2)
+    return float(10 * np.log10(np.sum(theirs.astype(np.float64) ** 2) / max(error, 1e-30)))
+
+
+def synthesize_whole(engine: VoiceEngine, items: list[BatchItem]) -> list[Audio]:
+    """Each item's whole audio from one batch run by the engine alone (no scheduler)."""
+    pieces = list(zip(*engine.run_batch(items), strict=True))
+    return [np.concatenate(item_pieces) for item_pieces in pieces]

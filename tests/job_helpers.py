@@ -12,6 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from ttsfleet.gateway.server import Gateway
 from ttsfleet.jobs.backend import JobBackend
 from ttsfleet.jobs.callback import CallbackPolicy, parse_networks
@@ -33,6 +35,16 @@ SECRET = b"test-callback-secret"
 LOOPBACK_CALLBACKS = CallbackPolicy(
     allow=parse_networks("127.0.0.0/8"), total_seconds=5.0, secret=SECRET, retry=QUICK_RETRY
 )
+
+
+async def finished(http: httpx.AsyncClient, job_id: str, seconds: float = 10.0) -> dict[str, Any]:
+    """Polls the status (bounded) until the job has ended."""
+    for _ in range(int(seconds / 0.02)):
+        status: dict[str, Any] = (await http.get(f"/v1/jobs/{job_id}")).json()
+        if status["state"] not in ("queued", "running"):
+            return status
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"job {job_id} still {status['state']}")
 
 
 def sentences(count: int, words_each: int = 5) -> str:

@@ -6,10 +6,11 @@
 -- wants one word. In order: a status older than the spec is Progressing (the
 -- operator has not acted on the change yet), Degraded=True is Degraded, a
 -- pool scaled to zero is Suspended, Ready=True is Healthy, and anything else
--- is on its way: Progressing. A TTSVoice carries no status of its own (it is
--- configuration; the pools serving it turn Degraded if it cannot be loaded),
--- so without conditions it is Healthy, while a pool without them is waiting
--- for the operator.
+-- is on its way: Progressing. A TTSVoice's conditions come from the
+-- operator's check of its files: Progressing while it fetches them (Ready
+-- Unknown, reason Resolving), Degraded with the reason (a wrong digest, a
+-- missing file), Healthy once they check out. Without conditions, either
+-- kind is waiting for the operator.
 --
 -- Written for Argo CD's Lua 5.1 sandbox: base, string, table and math only.
 
@@ -38,7 +39,7 @@ local function health(resource)
   local conditions = status.conditions
   if conditions == nil or #conditions == 0 then
     if resource.kind == "TTSVoice" then
-      return "Healthy", "a voice is configuration; the pools serving it report whether it loads"
+      return "Progressing", "waiting for the operator to check the voice's files"
     end
     return "Progressing", "waiting for the operator to report the pool's status"
   end

@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "operator": ("ttsfleet.operator.main", "run the Kubernetes operator"),
     "gateway": ("ttsfleet.gateway.main", "run the HTTP API and gRPC Jobs service (long-form jobs)"),
     "worker": ("ttsfleet.jobs.main", "run job workers: queued jobs through the fleet"),
+    "fetch-voice": ("ttsfleet.voices.main", "fetch and verify a remote voice into a node's cache"),
     "mcp": ("ttsfleet.mcp.main", "serve read-only fleet tools to operators over MCP (governed)"),
 }
 

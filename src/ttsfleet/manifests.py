@@ -10,6 +10,7 @@ inference pod reads: one typed value on both sides of the ConfigMap.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,10 @@ DEFAULT_MAX_WAIT_MS = 5
 DEFAULT_TF32 = False
 # Under gRPC clients' default 4 MiB receive limit, with room for estimates.
 DEFAULT_MAX_UNARY_BYTES = 3 * 2**20
+# Sources of a voice's weights (TTSVoice spec.source), and those fetched over a network.
+SOURCE_KINDS = ("package", "path", "url", "huggingface", "oci", "s3", "volume")
+REMOTE_KINDS = ("url", "huggingface", "oci", "s3")
+DEFAULT_MAX_VOICE_BYTES = 2**30
 
 
 class ManifestError(ValueError):
@@ -43,12 +48,80 @@ class ManifestError(ValueError):
 
 
 @dataclass(frozen=True)
+class HuggingFaceFile:
+    """A file in a Hugging Face-style repository: `<endpoint>/<repo>/resolve/<revision>/<file>`."""
+
+    repo: str
+    file: str
+    revision: str = "main"
+    endpoint: str = "https://huggingface.co"
+
+
+@dataclass(frozen=True)
+class OciArtifact:
+    """An OCI artifact (or image) whose layers are the `.onnx` and `.onnx.json` files."""
+
+    reference: str
+    plain_http: bool = False
+
+
+@dataclass(frozen=True)
+class S3Object:
+    """An object in S3-compatible storage; its config is the key with `.json` appended."""
+
+    endpoint: str
+    bucket: str
+    key: str
+    region: str = "us-east-1"
+    credentials_secret: str = ""
+
+
+@dataclass(frozen=True)
+class ClaimPath:
+    """A `.onnx` model (or a directory with one) on a PersistentVolumeClaim."""
+
+    claim_name: str
+    path: str = "/"
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    """Bounds on one remote download, so a wrong source fails instead of filling a disk or hanging."""
+
+    max_bytes: int = DEFAULT_MAX_VOICE_BYTES
+    connect_seconds: float = 10.0
+    read_seconds: float = 30.0
+    total_seconds: float = 600.0
+
+
+@dataclass(frozen=True)
 class VoiceSource:
-    """Where a voice's weights come from: exactly one of these is set."""
+    """Where a voice's weights come from: exactly one of the kinds in SOURCE_KINDS is set.
+
+    Remote kinds (REMOTE_KINDS) carry the model's sha256, checked on every
+    download; `ca_config_map` names a ConfigMap whose `ca.crt` verifies HTTPS.
+    """
 
     package: str | None = None
     path: str | None = None
     url: str | None = None
+    huggingface: HuggingFaceFile | None = None
+    oci: OciArtifact | None = None
+    s3: S3Object | None = None
+    volume: ClaimPath | None = None
+    sha256: str = ""
+    ca_config_map: str = ""
+    limits: FetchLimits = field(default_factory=FetchLimits)
+
+    @property
+    def kind(self) -> str:
+        """Which of SOURCE_KINDS this source is."""
+        return next(k for k in SOURCE_KINDS if getattr(self, k) is not None)
+
+    @property
+    def remote(self) -> bool:
+        """Downloaded (and digest-checked) before a pod can load it."""
+        return self.kind in REMOTE_KINDS
 
 
 @dataclass(frozen=True)
@@ -91,8 +164,18 @@ class Autoscaling:
     enabled: bool = False
     min_replicas: int = 1
     max_replicas: int = 4
-    target_queue_depth: float = 4.0
+    # Seconds of audio accepted and not yet spoken, per pod (not a request
+    # count: a 1,000-word request is a hundred times a 10-word one).
+    target_queued_audio_seconds: float = 30.0
     scale_down_stabilization_seconds: int = 120
+
+    @property
+    def scales_from_zero(self) -> bool:
+        """The pool may sleep at zero pods; the router holds its requests and wakes it.
+
+        Whoever puts it to sleep: the operator (enabled) or KEDA (not enabled).
+        """
+        return self.min_replicas == 0
 
 
 @dataclass(frozen=True)
@@ -124,10 +207,7 @@ def voice_from_manifest(manifest: Mapping[str, Any]) -> Voice:
     name = _require(manifest.get("metadata", {}), "name", "TTSVoice")
     where = f"TTSVoice {name}"
     spec = manifest.get("spec") or {}
-    source = _require(spec, "source", where)
-    given = [k for k in ("package", "path", "url") if source.get(k)]
-    if len(given) != 1:
-        raise ManifestError(f"{where}: spec.source needs exactly one of package, path, url")
+    source = source_from_manifest(_require(spec, "source", where), where)
     engine = spec.get("engine", "piper-onnx")
     if engine not in ENGINES:
         raise ManifestError(f"{where}: spec.engine {engine!r} is not one of {', '.join(ENGINES)}")
@@ -135,7 +215,7 @@ def voice_from_manifest(manifest: Mapping[str, Any]) -> Voice:
     return Voice(
         name=name,
         engine=engine,
-        source=VoiceSource(**{k: source.get(k) for k in ("package", "path", "url")}),
+        source=source,
         language=spec.get("language", ""),
         sample_rate=int(spec.get("sampleRate", 0)),
         defaults=VoiceDefaults(
@@ -172,13 +252,7 @@ def pool_from_manifest(manifest: Mapping[str, Any]) -> Pool:
         max_unary_bytes=int(spec.get("maxUnaryResponseBytes", DEFAULT_MAX_UNARY_BYTES)),
         batching=batching_from_manifest(batching),
         gpu=gpu_from_manifest(spec.get("gpu") or {}),
-        autoscaling=Autoscaling(
-            enabled=bool(scaling.get("enabled", False)),
-            min_replicas=int(scaling.get("minReplicas", 1)),
-            max_replicas=int(scaling.get("maxReplicas", 4)),
-            target_queue_depth=float(scaling.get("targetQueueDepth", 4)),
-            scale_down_stabilization_seconds=int(scaling.get("scaleDownStabilizationSeconds", 120)),
-        ),
+        autoscaling=autoscaling_from_manifest(scaling),
         raw_spec=spec,
     )
     if pool.replicas < 0 or pool.queue_limit < 1 or pool.batching.max_batch_size < 1:
@@ -191,6 +265,17 @@ def pool_default_voice(spec: Mapping[str, Any]) -> str:
     return str(spec.get("defaultVoice") or next(iter(spec.get("voices") or ()), ""))
 
 
+def autoscaling_from_manifest(scaling: Mapping[str, Any]) -> Autoscaling:
+    """A pool's spec.autoscaling with the CRD's defaults (the router reads it too)."""
+    return Autoscaling(
+        enabled=bool(scaling.get("enabled", False)),
+        min_replicas=int(scaling.get("minReplicas", 1)),
+        max_replicas=int(scaling.get("maxReplicas", 4)),
+        target_queued_audio_seconds=float(scaling.get("targetQueuedAudioSeconds", 30)),
+        scale_down_stabilization_seconds=int(scaling.get("scaleDownStabilizationSeconds", 120)),
+    )
+
+
 def batching_from_manifest(batching: Mapping[str, Any]) -> Batching:
     return Batching(
         max_batch_size=int(batching.get("maxBatchSize", DEFAULT_MAX_BATCH_SIZE)),
@@ -200,6 +285,80 @@ def batching_from_manifest(batching: Mapping[str, Any]) -> Batching:
 
 def gpu_from_manifest(gpu: Mapping[str, Any]) -> Gpu:
     return Gpu(tf32=bool(gpu.get("tf32", DEFAULT_TF32)))
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def source_from_manifest(source: Mapping[str, Any], where: str) -> VoiceSource:
+    """Reads spec.source: one kind, and the sha256 every remote kind needs."""
+    given = [k for k in SOURCE_KINDS if source.get(k)]
+    if len(given) != 1:
+        raise ManifestError(f"{where}: spec.source needs exactly one of {', '.join(SOURCE_KINDS)}")
+    kind = given[0]
+    digest = str(source.get("sha256") or "").lower()
+    if kind in REMOTE_KINDS and not _SHA256.match(digest):
+        raise ManifestError(
+            f"{where}: spec.source.sha256 must be the model's 64-hex-digit sha256 "
+            f"for a {kind} source"
+        )
+    value: Any = source[kind]
+    try:
+        if kind == "huggingface":
+            value = HuggingFaceFile(**{_SNAKE[k]: v for k, v in value.items()})
+        elif kind == "oci":
+            value = OciArtifact(**{_SNAKE[k]: v for k, v in value.items()})
+        elif kind == "s3":
+            value = S3Object(**{_SNAKE[k]: v for k, v in value.items()})
+        elif kind == "volume":
+            value = ClaimPath(**{_SNAKE[k]: v for k, v in value.items()})
+        limits = FetchLimits(**{_SNAKE[k]: v for k, v in (source.get("limits") or {}).items()})
+    except (KeyError, TypeError, AttributeError) as error:
+        raise ManifestError(f"{where}: spec.source.{kind} is not valid: {error}") from error
+    return VoiceSource(
+        **{kind: value},
+        sha256=digest,
+        ca_config_map=str(source.get("caConfigMap") or ""),
+        limits=limits,
+    )
+
+
+def source_to_manifest(source: VoiceSource) -> dict[str, Any]:
+    """The inverse of source_from_manifest (what a pod config or init container carries)."""
+    kind = source.kind
+    value = getattr(source, kind)
+    manifest: dict[str, Any] = {
+        kind: value if isinstance(value, str) else {_CAMEL[k]: v for k, v in vars(value).items()}
+    }
+    if source.sha256:
+        manifest["sha256"] = source.sha256
+    if source.ca_config_map:
+        manifest["caConfigMap"] = source.ca_config_map
+    if source.limits != FetchLimits():
+        manifest["limits"] = {_CAMEL[k]: v for k, v in vars(source.limits).items()}
+    return manifest
+
+
+# The source's nested fields: the CRD's camelCase names and the dataclasses' own.
+_CAMEL = {
+    "repo": "repo",
+    "file": "file",
+    "revision": "revision",
+    "endpoint": "endpoint",
+    "reference": "reference",
+    "plain_http": "plainHttp",
+    "bucket": "bucket",
+    "key": "key",
+    "region": "region",
+    "credentials_secret": "credentialsSecret",
+    "claim_name": "claimName",
+    "path": "path",
+    "max_bytes": "maxBytes",
+    "connect_seconds": "connectTimeoutSeconds",
+    "read_seconds": "readTimeoutSeconds",
+    "total_seconds": "totalTimeoutSeconds",
+}
+_SNAKE = {camel: snake for snake, camel in _CAMEL.items()}
 
 
 def _optional_float(value: Any) -> float | None:
@@ -334,14 +493,13 @@ def voice_to_manifest(voice: Voice) -> dict[str, Any]:
     ):
         if value is not None:
             defaults[key] = value
-    source = {k: v for k, v in vars(voice.source).items() if v}
     return {
         "apiVersion": API_VERSION,
         "kind": "TTSVoice",
         "metadata": {"name": voice.name},
         "spec": {
             "engine": voice.engine,
-            "source": source,
+            "source": source_to_manifest(voice.source),
             "language": voice.language,
             "sampleRate": voice.sample_rate,
             "defaults": defaults,

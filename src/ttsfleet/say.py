@@ -20,6 +20,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("-o", "--output", type=Path, default=Path("speech.wav"))
     parser.add_argument("--address", default=DEFAULT_ADDRESS, help="router or pod host:port")
     parser.add_argument("--voice", default="", help="voice name (default: the fleet's)")
+    parser.add_argument(
+        "--speaker", default="", help="a multi-speaker voice's speaker, by name or id"
+    )
     parser.add_argument("--speed", type=float, default=0.0, help="speaking rate, 1.0 is normal")
     parser.add_argument("--sample-rate", type=int, default=0, help="Hz; default the voice's")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds")
@@ -30,7 +33,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     request = tts_pb2.TTSRequest(
-        text=args.text, voice=args.voice, speed=args.speed, sample_rate=args.sample_rate
+        text=args.text,
+        voice=args.voice,
+        speaker=args.speaker,
+        speed=args.speed,
+        sample_rate=args.sample_rate,
     )
     access = wire.RouterAccess.from_args(args)
     channel = (

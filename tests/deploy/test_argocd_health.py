@@ -21,6 +21,8 @@ from lupa import lua51
 
 from ttsfleet.operator.apply import FIELD_MANAGER
 from ttsfleet.operator.status import Observed, Problem, pool_status
+from ttsfleet.operator.voice_status import VoiceReport, voice_status
+from ttsfleet.voices.errors import VoiceSourceError
 
 ROOT = Path(__file__).resolve().parents[2]
 ARGOCD = ROOT / "deploy" / "argocd"
@@ -98,6 +100,12 @@ def pool(
     }
 
 
+def voice(outcome: VoiceReport | VoiceSourceError | None, generation: int = 1) -> dict[str, Any]:
+    """A TTSVoice with the status the operator writes for this outcome of its check."""
+    status = voice_status(outcome, {}, generation=1, pools=["english"], now=NOW)
+    return {"kind": "TTSVoice", "metadata": {"generation": generation}, "status": status}
+
+
 STUCK = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
 QUOTA = {
     "type": "ReplicaFailure",
@@ -147,24 +155,28 @@ CASES = {
         "Progressing",
         "generation 2",
     ),
-    "voice (no status of its own)": (
+    "voice not checked yet": (
         {"kind": "TTSVoice", "metadata": {"generation": 3}, "spec": {"source": {"package": "p"}}},
-        "Healthy",
-        "configuration",
+        "Progressing",
+        "waiting for the operator to check",
     ),
-    "voice with a Degraded condition": (
-        {
-            "kind": "TTSVoice",
-            "metadata": {"generation": 1},
-            "status": {
-                "observedGeneration": 1,
-                "conditions": [
-                    {"type": "Degraded", "status": "True", "message": "model not found"}
-                ],
-            },
-        },
+    "voice being fetched": (voice(None), "Progressing", "fetching and checking"),
+    "voice with a wrong digest": (
+        voice(
+            VoiceSourceError("DigestMismatch", "x has sha256 1, but spec says 2", permanent=True)
+        ),
         "Degraded",
-        "model not found",
+        "has sha256 1, but spec says 2",
+    ),
+    "voice verified": (
+        voice(VoiceReport("https://hub/joe.onnx", "Verified", "fetched and verified")),
+        "Healthy",
+        "fetched and verified",
+    ),
+    "voice edited, not checked again yet": (
+        voice(VoiceReport("https://hub/joe.onnx", "Verified", "ok"), generation=2),
+        "Progressing",
+        "generation 2",
     ),
 }
 

@@ -1,8 +1,10 @@
-"""The Helm chart carries exactly the CRDs in crds/ and the operator's RBAC, byte for byte."""
+"""The Helm chart carries exactly the CRDs in crds/ and the components' RBAC, byte for byte."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "ttsfleet"
@@ -23,7 +25,8 @@ def test_every_crd_copy_is_identical() -> None:
     assert different == [], f"{', '.join(different)} differ from crds/; {FIX}"
 
 
-def test_the_operator_rbac_copy_is_identical() -> None:
-    """The chart's operator rules come from this copy of deploy/rbac/operator.yaml."""
-    original = (ROOT / "deploy" / "rbac" / "operator.yaml").read_bytes()
-    assert (CHART / "files" / "operator-rbac.yaml").read_bytes() == original, FIX
+@pytest.mark.parametrize("component", ["operator", "router"])
+def test_the_rbac_copies_are_identical(component: str) -> None:
+    """The chart's rules for each component come from a copy of deploy/rbac/<component>.yaml."""
+    original = (ROOT / "deploy" / "rbac" / f"{component}.yaml").read_bytes()
+    assert (CHART / "files" / f"{component}-rbac.yaml").read_bytes() == original, FIX

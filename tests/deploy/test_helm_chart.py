@@ -254,13 +254,20 @@ def test_operator_command_line_is_what_ttsfleet_operator_parses(
     render: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Flags and TTSFLEET_* variables mean what the chart intends to the real parser."""
-    operator = container(render("watchNamespaces={tts}"), "operator")
+    manifests = render(
+        "watchNamespaces={tts}",
+        "operator.voiceCacheDir=/var/cache/tts",
+        "operator.ociImageVolumes=true",
+    )
+    operator = container(manifests, "operator")
     assert operator["command"] == ["ttsfleet", "operator"]
     for variable in operator["env"]:
         monkeypatch.setenv(variable["name"], variable["value"])
     args = operator_main.parse_args(operator["args"])
     assert args.namespace == ["tts"]
     assert args.image == "ghcr.io/ttsfleet/inference:0.1.0"
+    assert args.fetcher_image == "ghcr.io/ttsfleet/ttsfleet:0.1.0"  # has `ttsfleet fetch-voice`
+    assert (args.voice_cache_dir, args.oci_image_volumes) == ("/var/cache/tts", True)
     assert args.peering == f"{RELEASE}-ttsfleet-operator"
     assert (args.interval, args.peering_lifetime) == (10, 60)
     assert args.liveness == "http://0.0.0.0:8080/healthz"
@@ -606,11 +613,43 @@ def test_each_component_may_do_what_it_needs_and_no_more(
             "any",
         ),
         "operator applies deployments": (operator, "patch", "deployments.apps", "-n", "any"),
+        "operator patches voice status": (
+            operator,
+            "patch",
+            "ttsvoices.ttsfleet.dev",
+            "--subresource=status",
+            "-n",
+            "any",
+        ),
+        "router wakes a sleeping pool": (
+            router,
+            "patch",
+            "ttspools.ttsfleet.dev",
+            "--subresource=scale",
+            "-n",
+            namespace,
+        ),
     }
     cannot = {
         "router in other namespaces": (router, "list", "ttspools.ttsfleet.dev", "-n", "default"),
         "router reads secrets": (router, "get", "secrets", "-n", namespace),
         "router writes pools": (router, "patch", "ttspools.ttsfleet.dev", "-n", namespace),
+        "router writes pool status": (
+            router,
+            "patch",
+            "ttspools.ttsfleet.dev",
+            "--subresource=status",
+            "-n",
+            namespace,
+        ),
+        "router scales pools elsewhere": (
+            router,
+            "patch",
+            "ttspools.ttsfleet.dev",
+            "--subresource=scale",
+            "-n",
+            "default",
+        ),
         "operator reads secrets": (operator, "get", "secrets", "-n", namespace),
         "operator deletes deployments": (operator, "delete", "deployments.apps", "-n", "any"),
         "operator edits voices": (operator, "patch", "ttsvoices.ttsfleet.dev", "-n", "any"),

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from audio_checks import read_wav
-from job_helpers import running_gateway, sentences
+from job_helpers import finished, running_gateway, sentences
 from timed_fleet import SAMPLE_RATE
 
 SAMPLES_PER_WORD = 320
-
-
-async def finished(http: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
-    """Polls the status (bounded) until the job has ended."""
-    for _ in range(500):
-        status: dict[str, Any] = (await http.get(f"/v1/jobs/{job_id}")).json()
-        if status["state"] not in ("queued", "running"):
-            return status
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"job {job_id} still {status['state']}")
 
 
 async def test_a_job_is_accepted_at_once_and_its_audio_downloaded(http: httpx.AsyncClient) -> None:

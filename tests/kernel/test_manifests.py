@@ -117,7 +117,7 @@ def test_the_crds_defaults_are_the_ones_python_applies() -> None:
         "autoscaling.enabled": pool.autoscaling.enabled,
         "autoscaling.minReplicas": pool.autoscaling.min_replicas,
         "autoscaling.maxReplicas": pool.autoscaling.max_replicas,
-        "autoscaling.targetQueueDepth": pool.autoscaling.target_queue_depth,
+        "autoscaling.targetQueuedAudioSeconds": pool.autoscaling.target_queued_audio_seconds,
         "autoscaling.scaleDownStabilizationSeconds": (
             pool.autoscaling.scale_down_stabilization_seconds
         ),

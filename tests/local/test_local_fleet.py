@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import yaml
 from audio_checks import assert_speech, read_wav
 
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
@@ -133,6 +135,39 @@ def test_a_dead_worker_is_restarted(fleet: Fleet) -> None:
         stub = tts_pb2_grpc.TTSServiceStub(channel)
         for _ in range(4):
             assert stub.Synthesize(tts_pb2.TTSRequest(text="Still here."), timeout=120).audio
+
+
+def test_a_sleeping_pool_starts_its_pod_on_the_first_request(tmp_path: Path) -> None:
+    """The quickstart pool at minReplicas 0: no pod until a request, which is held, then served."""
+    voice, pool = yaml.safe_load_all(QUICKSTART.read_text())
+    del pool["spec"]["replicas"]
+    pool["spec"]["autoscaling"] = {"enabled": True, "minReplicas": 0, "maxReplicas": 1}
+    manifests = tmp_path / "sleepy.yaml"
+    manifests.write_text(yaml.safe_dump_all([voice, pool]))
+    port, log = _free_port(), tmp_path / "fleet.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [*TTSFLEET, "up", "-f", str(manifests), "--port", str(port), "--log-format", "json"],
+            stdout=sink, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+    try:
+        _wait_for(lambda: "ttsfleet is listening" in log.read_text(), "the fleet to start")
+        assert "pool english: asleep" in log.read_text()
+        assert _children(process.pid) == []
+        text = "Good morning, sleepy pool."
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            answer = tts_pb2_grpc.TTSServiceStub(channel).Synthesize(
+                tts_pb2.TTSRequest(text=text, request_id="first-of-the-day"), timeout=120
+            )
+        rate, samples = read_wav(answer.audio)
+        assert_speech(samples, rate, text)
+        assert len(_children(process.pid)) == 1
+        records = [json.loads(line) for line in log.read_text().splitlines() if line[:1] == "{"]
+        held = [r for r in records if r["message"] == "holding request while its pool wakes"]
+        assert [r.get("request_id") for r in held] == ["first-of-the-day"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(90)
 
 
 def test_ctrl_c_stops_everything(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The queue-depth autoscaling policy: a pure function, tested by tables."""
+"""The autoscaling policy on queued audio seconds: a pure function, tested by tables."""
 
 from dataclasses import dataclass, field
 
@@ -23,18 +23,20 @@ def spec(**overrides: float) -> Autoscaling:
         "enabled": True,
         "min_replicas": 1,
         "max_replicas": 10,
-        "target_queue_depth": 4.0,
+        "target_queued_audio_seconds": 4.0,
         "scale_down_stabilization_seconds": WINDOW,
     }
     values.update(overrides)
     return Autoscaling(**values)  # type: ignore[arg-type]
 
 
-def load(queue: int, ready: int, reporting: int | None = None) -> LoadSample:
+def load(queued: float, ready: int, reporting: int | None = None) -> LoadSample:
+    """``queued`` seconds of audio waiting; the request count is beside the point."""
     return LoadSample(
         ready_pods=ready,
         reporting_pods=ready if reporting is None else reporting,
-        queue_depth=queue,
+        queue_depth=1,
+        queued_audio_seconds=queued,
     )
 
 
@@ -69,7 +71,12 @@ CASES = [
     Case("up capped at +4 from one", 1, load(100, ready=1), 5, Action.SCALE_UP),
     Case("up capped by max", 6, load(400, ready=6), 10, Action.SCALE_UP),
     Case(
-        "fractional target", 2, load(10, ready=2), 4, Action.SCALE_UP, spec(target_queue_depth=2.5)
+        "fractional target",
+        2,
+        load(10, ready=2),
+        4,
+        Action.SCALE_UP,
+        spec(target_queued_audio_seconds=2.5),
     ),
     Case(
         "up ignores the stabilization window",
@@ -127,6 +134,24 @@ CASES = [
         2,
         Action.SCALE_DOWN,
     ),
+    # Scale to zero and back.
+    Case("a sleeping pool stays asleep", 0, None, 0, Action.HOLD, spec(min_replicas=0)),
+    Case(
+        "an idle pool falls asleep after the window",
+        1,
+        load(0, ready=1),
+        0,
+        Action.SCALE_DOWN,
+        spec(min_replicas=0),
+    ),
+    Case(
+        "a busy pool stays awake",
+        1,
+        load(3, ready=1),
+        1,
+        Action.HOLD,
+        spec(min_replicas=0),
+    ),
     Case(
         "min equals max pins the count",
         3,
@@ -167,12 +192,12 @@ def test_history_forgets_what_left_the_window() -> None:
 def test_message_explains_the_load() -> None:
     decision = decide(current=2, sample=load(40, ready=2), spec=spec(), history=(old(2),), now=NOW)
     assert decision.message == (
-        "2 -> 6 replicas: queue depth 40 on 2/2 reporting pods, target 4 per replica"
+        "2 -> 6 replicas: 40.0 s of audio queued on 2/2 reporting pods, target 4 s per replica"
     )
 
 
 def run(loads: list[int], *, step: float, window: int, current: int = 1) -> list[int]:
-    """Feed a sequence of total queue depths, one per tick; return replicas after each."""
+    """Feed a sequence of total queued audio seconds, one per tick; return replicas after each."""
     history: tuple[Recommendation, ...] = ()
     replicas = []
     for tick, queue in enumerate(loads):
@@ -221,7 +246,7 @@ def test_invariants(
     target: float,
     ages: list[float],
 ) -> None:
-    policy = spec(min_replicas=low, max_replicas=low + span, target_queue_depth=target)
+    policy = spec(min_replicas=low, max_replicas=low + span, target_queued_audio_seconds=target)
     history = tuple(Recommendation(NOW - age, current) for age in sorted(ages, reverse=True))
     sample = load(queue, ready=ready, reporting=min(reporting, ready))
     decision = decide(current=current, sample=sample, spec=policy, history=history, now=NOW)
@@ -237,3 +262,36 @@ def test_invariants(
     window = policy.scale_down_stabilization_seconds
     assert decision.history
     assert all(NOW - r.at <= window for r in decision.history[:-1])
+
+
+def test_a_woken_pool_stays_up_a_full_window() -> None:
+    """The router scaled the pool 0 -> 1; an idle first report must not put it back at once."""
+    policy = spec(min_replicas=0, scale_down_stabilization_seconds=60)
+    asleep = decide(current=0, sample=None, spec=policy, history=(old(0),), now=NOW)
+    assert asleep.action is Action.HOLD
+    woken = decide(
+        current=1,
+        sample=load(0, ready=1),
+        spec=policy,
+        history=asleep.history,
+        now=NOW + 10,
+        previous=asleep.replicas,
+    )
+    assert woken.action is Action.HOLD
+    later = decide(
+        current=1,
+        sample=load(0, ready=1),
+        spec=policy,
+        history=woken.history,
+        now=NOW + 75,
+        previous=woken.replicas,
+    )
+    assert (later.replicas, later.action) == (0, Action.SCALE_DOWN)
+
+
+def test_without_the_wake_up_known_an_idle_report_scales_back_down() -> None:
+    """The contrast: had the rise not been noticed, the old zero would win at once."""
+    policy = spec(min_replicas=0, scale_down_stabilization_seconds=60)
+    history = (Recommendation(NOW - 10, 0),)
+    decision = decide(current=1, sample=load(0, ready=1), spec=policy, history=history, now=NOW)
+    assert decision.replicas == 0

@@ -3,9 +3,11 @@
 The pods are kwok fakes whose IPs must never be dialled, so the operator is
 told (``--load-address``) to reach every pod's LoadReporter at one small
 gRPC server on 127.0.0.1 that this test runs: every ready pod reports the
-queue depth the test sets.
+queued audio the test sets. A pool asleep at zero is woken as the router
+wakes it (its Kubernetes discovery patches the scale subresource).
 """
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -21,13 +23,15 @@ from operator_harness import (
 )
 
 from ttsfleet.proto import ttsfleet_v1_pb2, ttsfleet_v1_pb2_grpc
+from ttsfleet.router.discovery.kubernetes import KubernetesDiscovery
 
 
 class FakeLoad(ttsfleet_v1_pb2_grpc.LoadReporterServicer):
-    """Answers WatchLoad with the queue depth the test sets, and counts the reads."""
+    """Answers WatchLoad with the queued work the test sets, and counts the reads."""
 
     def __init__(self) -> None:
         self.queue_depth = 0
+        self.queued_audio_seconds = 0.0
         self.reads = 0
         self._lock = threading.Lock()
 
@@ -35,7 +39,10 @@ class FakeLoad(ttsfleet_v1_pb2_grpc.LoadReporterServicer):
         with self._lock:
             self.reads += 1
         yield ttsfleet_v1_pb2.LoadReport(
-            queue_depth=self.queue_depth, in_flight=1, queue_capacity=32
+            queue_depth=self.queue_depth,
+            in_flight=1,
+            queue_capacity=32,
+            queued_audio_seconds=self.queued_audio_seconds,
         )
 
 
@@ -64,7 +71,7 @@ def test_autoscaler_follows_reported_load(
         "enabled": True,
         "minReplicas": 1,
         "maxReplicas": 4,
-        "targetQueueDepth": 4,
+        "targetQueuedAudioSeconds": 4,
         "scaleDownStabilizationSeconds": 3,
     }
     cluster.apply(voice_yaml("joe") + "---\n" + pool_yaml("english", ["joe"], autoscaling=scaling))
@@ -74,21 +81,22 @@ def test_autoscaler_follows_reported_load(
         "the pod's load in the status",
     )
 
-    fake.queue_depth = 20  # per pod: ceil(20 / 4) = 5 wanted, 4 allowed
+    # Few requests, much audio: per pod ceil(20 s / 4 s) = 5 wanted, 4 allowed.
+    fake.queue_depth, fake.queued_audio_seconds = 2, 20.0
     cluster.wait(lambda: replicas(cluster, "english") == (4, 4), "scaled up to the maximum")
     pool = cluster.wait_ready("english")
     assert pool["status"]["readyReplicas"] == 4
     [up] = cluster.events("english", "ScaledUp")
-    assert "1 -> 4 replicas: queue depth 20 on 1/1 reporting pods" in up.message
+    assert "1 -> 4 replicas: 20.0 s of audio queued on 1/1 reporting pods" in up.message
     cluster.wait(
-        lambda: (cluster.pool("english") or {})["status"].get("queueDepth") == 80,
-        "the queue depth of all four pods in the status",
+        lambda: (cluster.pool("english") or {})["status"].get("queuedAudioSeconds") == 80,
+        "the queued audio of all four pods in the status",
     )
 
-    fake.queue_depth = 0
+    fake.queue_depth, fake.queued_audio_seconds = 0, 0.0
     cluster.wait(lambda: replicas(cluster, "english") == (1, 1), "scaled down to the minimum")
     [down] = cluster.events("english", "ScaledDown")
-    assert "4 -> 1 replicas: queue depth 0 on 4/4 reporting pods" in down.message
+    assert "4 -> 1 replicas: 0.0 s of audio queued on 4/4 reporting pods" in down.message
     assert cluster.wait_ready("english")["status"]["lastScaleTime"]
 
 
@@ -96,7 +104,7 @@ def test_autoscaling_off_leaves_replicas_to_the_spec(
     cluster: Cluster, operators: Callable[..., OperatorProcess], load: tuple[FakeLoad, str]
 ) -> None:
     fake, address = load
-    fake.queue_depth = 100
+    fake.queue_depth, fake.queued_audio_seconds = 100, 500.0
     operators("--load-address", address)
     cluster.apply(voice_yaml("joe") + "---\n" + pool_yaml("english", ["joe"], replicas=2))
     cluster.wait(
@@ -107,3 +115,40 @@ def test_autoscaling_off_leaves_replicas_to_the_spec(
     cluster.wait(lambda: fake.reads >= seen + 6, "three more autoscaling ticks")
     assert replicas(cluster, "english") == (2, 2)
     assert not cluster.events("english", "ScaledUp")
+
+
+async def test_demand_wakes_a_sleeping_pool_and_idleness_puts_it_back(
+    cluster: Cluster,
+    operators: Callable[..., OperatorProcess],
+    load: tuple[FakeLoad, str],
+    api_client: Any,
+) -> None:
+    """Zero pods; the router's wake-up (0 -> 1) gives a Ready pod; no demand, back to zero."""
+    _, address = load
+    operators("--load-address", address)
+    scaling = {
+        "enabled": True,
+        "minReplicas": 0,
+        "maxReplicas": 2,
+        "scaleDownStabilizationSeconds": 3,
+    }
+    cluster.apply(
+        voice_yaml("joe") + "---\n" + pool_yaml("english", ["joe"], replicas=0, autoscaling=scaling)
+    )
+    cluster.wait(
+        lambda: getattr(cluster.deployment("english"), "spec", None), "the pool's Deployment"
+    )
+    assert replicas(cluster, "english") == (0, 0)
+    seen = load[0].reads
+    await asyncio.sleep(3)  # several autoscaling ticks: nothing wakes a pool with no demand
+    assert replicas(cluster, "english") == (0, 0) and load[0].reads == seen
+
+    await KubernetesDiscovery(api_client, cluster.namespace).wake("english")
+    cluster.wait(lambda: replicas(cluster, "english") == (1, 1), "woken to one replica")
+    cluster.wait(
+        lambda: (cluster.pool("english") or {})["status"].get("readyReplicas") == 1,
+        "a Ready pod (kwok)",
+    )
+    cluster.wait(lambda: replicas(cluster, "english") == (0, 0), "asleep again", timeout=90)
+    [down] = cluster.events("english", "ScaledDown")
+    assert "1 -> 0 replicas: 0.0 s of audio queued on 1/1 reporting pods" in down.message

@@ -164,18 +164,74 @@ def test_pdb_lets_one_pod_go_at_a_time() -> None:
     assert build()["PodDisruptionBudget"]["spec"]["maxUnavailable"] == 1
 
 
-def test_url_voices_are_fetched_by_an_init_container() -> None:
-    url_voice = voice("amy", source={"url": "https://example.org/amy.onnx"})
-    built = objects.desired_objects(
-        REF,
-        pool_from_manifest({"metadata": {"name": "english"}, "spec": {"voices": ["amy"]}}),
-        [url_voice],
-        "img:1",
-    )
+SHA = "a" * 64
+
+
+def build_voices(*voices: Any, fetching: Any = objects.DEFAULT_FETCHING) -> list[dict[str, Any]]:
+    names = [v.name for v in voices]
+    english = pool_from_manifest({"metadata": {"name": "english"}, "spec": {"voices": names}})
+    return objects.desired_objects(REF, english, list(voices), "img:1", fetching=fetching)
+
+
+def test_remote_voices_are_fetched_into_the_cache_by_the_control_plane_image() -> None:
+    hf = {"huggingface": {"repo": "rhasspy/amy", "file": "amy.onnx"}, "sha256": SHA}
+    amy = voice("amy", source={**hf, "caConfigMap": "hub-ca"})
+    s3 = {"endpoint": "https://s3.test", "bucket": "v", "key": "b.onnx", "credentialsSecret": "k"}
+    bob = voice("bob", source={"s3": s3, "sha256": "b" * 64})
+    fetching = objects.VoiceFetching(image="cp:1", cache_dir="/var/cache/voices")
+    built = build_voices(amy, bob, fetching=fetching)
     config = yaml.safe_load(built[0]["data"]["pod.yaml"])
-    assert config["voices"][0]["spec"]["source"] == {"path": objects.fetched_path(url_voice)}
-    [init] = built[2]["spec"]["template"]["spec"]["initContainers"]
-    assert init["command"][-2:] == ["https://example.org/amy.onnx", objects.fetched_path(url_voice)]
+    cached = f"{objects.VOICE_CACHE_DIR}/sha256/{SHA}/model.onnx"
+    assert config["voices"][0]["spec"]["source"] == {"path": cached}
+    template = built[2]["spec"]["template"]["spec"]
+    first, second = template["initContainers"]
+    assert first["image"] == "cp:1" and first["command"][:2] == ["ttsfleet", "fetch-voice"]
+    source = first["command"][first["command"].index("--source") + 1]
+    assert (
+        voice_from_manifest(
+            {"metadata": {"name": "amy"}, "spec": {"source": yaml.safe_load(source)}}
+        ).source
+        == amy.source
+    )
+    assert first["command"][-2:] == ["--ca-file", f"{objects.VOICE_CA_DIR}/0/ca.crt"]
+    assert [e["valueFrom"]["secretKeyRef"] for e in second["env"]] == [
+        {"name": "k", "key": "AWS_ACCESS_KEY_ID"},
+        {"name": "k", "key": "AWS_SECRET_ACCESS_KEY"},
+    ]
+    volumes = {v["name"]: v for v in template["volumes"]}
+    assert volumes["voice-cache"]["hostPath"] == {
+        "path": "/var/cache/voices",
+        "type": "DirectoryOrCreate",
+    }
+    assert volumes["voice-ca-0"]["configMap"] == {"name": "hub-ca"}
+    [inference] = template["containers"]
+    cache_mount = next(m for m in inference["volumeMounts"] if m["name"] == "voice-cache")
+    assert cache_mount["readOnly"] is True  # only the fetcher writes the cache
+
+
+def test_volume_and_image_volume_voices_are_mounted_read_only() -> None:
+    ann = voice("ann", source={"volume": {"claimName": "voices", "path": "/en/ann.onnx"}})
+    oci = {"oci": {"reference": "registry.test/voices/joe@sha256:" + SHA}, "sha256": SHA}
+    joe = voice("joe", source=oci)
+    mounted = build_voices(ann, joe, fetching=objects.VoiceFetching(image_volumes=True))
+    template = mounted[2]["spec"]["template"]["spec"]
+    assert "initContainers" not in template
+    volumes = {v["name"]: v for v in template["volumes"]}
+    assert volumes["voice-0"]["persistentVolumeClaim"] == {"claimName": "voices", "readOnly": True}
+    assert volumes["voice-1"]["image"]["reference"] == oci["oci"]["reference"]
+    config = yaml.safe_load(mounted[0]["data"]["pod.yaml"])
+    paths = [v["spec"]["source"]["path"] for v in config["voices"]]
+    assert paths == [
+        f"{objects.VOICE_VOLUMES_DIR}/ann/en/ann.onnx",
+        f"{objects.VOICE_VOLUMES_DIR}/joe",
+    ]
+
+    fetched = build_voices(joe)[2]["spec"]["template"]["spec"]  # no image volumes: fetched
+    assert [c["name"] for c in fetched["initContainers"]] == ["fetch-voice-0"]
+    assert {v["name"]: v for v in fetched["volumes"]}["voice-cache"] == {
+        "name": "voice-cache",
+        "emptyDir": {},
+    }
 
 
 # --- drift -----------------------------------------------------------------
@@ -376,7 +432,9 @@ def test_transition_time_moves_only_when_status_flips() -> None:
 def test_status_fields() -> None:
     obs = observed(
         deployment=deployment(replicas=2, ready=1, updated=2),
-        load=LoadSample(ready_pods=1, reporting_pods=1, queue_depth=7, in_flight=2),
+        load=LoadSample(
+            ready_pods=1, reporting_pods=1, queue_depth=7, in_flight=2, queued_audio_seconds=12.345
+        ),
         config_hash="abc",
     )
     status = pool_status(obs, {}, observed_generation=3, now="t")
@@ -389,11 +447,13 @@ def test_status_fields() -> None:
         "service": "english-inference",
         "queueDepth": 7,
         "inFlight": 2,
+        "queuedAudioSeconds": 12.35,
         "reportingReplicas": 1,
         "configHash": "abc",
     }
     # Without load reports the queue depth is absent, not zero.
-    assert "queueDepth" not in pool_status(observed(), {}, observed_generation=1, now="t")
+    unreported = pool_status(observed(), {}, observed_generation=1, now="t")
+    assert "queueDepth" not in unreported and "queuedAudioSeconds" not in unreported
 
 
 # --- load reading: which pods, at which address -----------------------------

@@ -76,6 +76,7 @@ class JobsService(ttsfleet_v1_pb2_grpc.JobsServicer):
             spec = JobSpec(
                 text=request.text,
                 voice=request.voice,
+                speaker=request.speaker,
                 format=AudioFormat.PCM
                 if request.encoding == tts_pb2.AUDIO_ENCODING_PCM16
                 else AudioFormat.WAV,

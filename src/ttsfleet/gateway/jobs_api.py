@@ -58,6 +58,7 @@ async def submit_job(
     spec = JobSpec(
         text=body.text,
         voice=body.voice,
+        speaker=body.speaker,
         format=AudioFormat(body.format),
         speed=body.speed,
         sample_rate=body.sample_rate or 0,

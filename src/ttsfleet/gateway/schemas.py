@@ -6,13 +6,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ttsfleet.jobs.model import MAX_CALLBACK_URL, MAX_IDEMPOTENCY_KEY, MAX_JOB_TEXT
+from ttsfleet.jobs.model import MAX_CALLBACK_URL, MAX_IDEMPOTENCY_KEY, MAX_JOB_TEXT, MAX_SPEAKER
 from ttsfleet.text import MAX_SAMPLE_RATE, MAX_SPEED, MIN_SAMPLE_RATE, MIN_SPEED
 
 # At least one character that is not whitespace (patterns match anywhere).
 SPEAKABLE = r"\S"
 MAX_SPEECH_INPUT = 20_000
 MAX_NAME = 100
+SPEAKER_DESCRIPTION = (
+    "A speaker of a multi-speaker voice, by name or decimal id (ListVoices lists them); "
+    "empty: the voice's default speaker."
+)
 
 
 class JobRequest(BaseModel):
@@ -24,6 +28,7 @@ class JobRequest(BaseModel):
     voice: str = Field(
         "", max_length=MAX_NAME, description="A voice name; empty: the fleet's default."
     )
+    speaker: str = Field("", max_length=MAX_SPEAKER, description=SPEAKER_DESCRIPTION)
     format: Literal["wav", "pcm"] = Field(
         "wav", description="wav: a WAV file; pcm: headerless 16-bit little-endian mono."
     )
@@ -57,6 +62,7 @@ class JobStatus(BaseModel):
     attempts: int
     error: str | None = Field(description="The last error: why it failed, or why it is retrying.")
     voice: str | None
+    speaker: str | None = None
     format: Literal["wav", "pcm"]
     created_at: float = Field(description="Unix time.")
     updated_at: float = Field(description="Unix time.")
@@ -83,6 +89,9 @@ class SpeechRequest(BaseModel):
         max_length=MAX_NAME,
         description="A fleet voice, or one of OpenAI's names (alloy, nova, ...): each maps to "
         "the voice the gateway is configured with, by default the fleet's default voice.",
+    )
+    speaker: str = Field(
+        "", max_length=MAX_SPEAKER, description=SPEAKER_DESCRIPTION + " Not in OpenAI's API."
     )
     response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm", "mulaw", "alaw"] = Field(
         "mp3",

@@ -83,6 +83,7 @@ async def create_speech(body: SpeechRequest, request: Request) -> Response:
         tts_pb2.TTSRequest(
             text=body.input,
             voice=voices.resolve(body.voice),
+            speaker=body.speaker,
             speed=body.speed,
             encoding=tts_pb2.AUDIO_ENCODING_PCM16,
             sample_rate=OPENAI_PCM_RATE if codec is codecs.PCM16 else codec.default_rate,

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ttsfleet.audio import Audio
+from ttsfleet.inference.speakers import Speakers
 from ttsfleet.inference.words import WordSpan
 
 EMPTY: Audio = np.zeros(0, dtype=np.float32)
@@ -31,6 +32,7 @@ class VoiceInfo:
     engine: str
     language: str
     sample_rate: int
+    speakers: Speakers = field(default_factory=Speakers)
 
 
 @dataclass(frozen=True)

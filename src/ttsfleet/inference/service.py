@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
@@ -136,12 +137,14 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
         """
         call.voice = valid.voice
         engine = self._engines[valid.voice]
+        speaker = engine.info.speakers.resolve(valid.voice, valid.speaker)
         # A full or draining pod says so before phonemizing: refusals stay instant under load.
         self._scheduler.check_room()
         utterances = await asyncio.to_thread(engine.utterances, valid.text, valid.word_timestamps)
         if not utterances:
             raise TTSError(grpc.StatusCode.INVALID_ARGUMENT, "text has nothing to speak")
-        work = Synthesis(engine, utterances, engine.default_params(valid.speed))
+        params = dataclasses.replace(engine.default_params(valid.speed), speaker=speaker)
+        work = Synthesis(engine, utterances, params)
         native = engine.info.sample_rate
         rate = valid.codec.rate(valid.sample_rate, native)
         if unary:
@@ -231,6 +234,10 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
                     language=engine.info.language,
                     sample_rate=engine.info.sample_rate,
                     engine=engine.info.engine,
+                    speakers=[
+                        tts_pb2.Speaker(name=speaker.name, id=speaker.id)
+                        for speaker in engine.info.speakers.table
+                    ],
                 )
                 for name, engine in sorted(self._engines.items())
             ],

@@ -25,6 +25,7 @@ class ValidRequest:
     speed: float
     sample_rate: int  # 0: the codec's or the voice's own
     codec: Codec
+    speaker: str = ""  # a name or decimal id, resolved against the voice's speakers
     # Word timings; asking for the words' phonemes asks for their timings too.
     word_timestamps: bool = False
     word_phonemes: bool = False
@@ -69,6 +70,7 @@ def validate(
         speed=speed,
         sample_rate=rate,
         codec=chosen,
+        speaker=request.speaker.strip(),
         word_timestamps=request.word_timestamps or request.word_phonemes,
         word_phonemes=request.word_phonemes,
     )

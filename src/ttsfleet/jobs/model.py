@@ -25,6 +25,7 @@ from ttsfleet.text import MAX_SAMPLE_RATE, MAX_SPEED, MIN_SAMPLE_RATE, MIN_SPEED
 # Long-form texts: far beyond one pod's maxTextLength, since jobs are split.
 MAX_JOB_TEXT = 200_000
 MAX_IDEMPOTENCY_KEY = 200
+MAX_SPEAKER = 100
 MAX_CALLBACK_URL = 2000
 # The error a job carries when its lease ran out: the worker died or hung.
 LOST = "the worker running it stopped before finishing (its lease ran out)"
@@ -79,6 +80,8 @@ class JobSpec:
 
     text: str
     voice: str = ""
+    # A multi-speaker voice's speaker, by name or decimal id; empty: the voice's default.
+    speaker: str = ""
     format: AudioFormat = AudioFormat.WAV
     speed: float = 1.0
     sample_rate: int = 0  # 0: the voice's own
@@ -96,6 +99,8 @@ class JobSpec:
             )
         if not (math.isfinite(self.speed) and MIN_SPEED <= self.speed <= MAX_SPEED):
             raise _invalid("speed", f"speed {self.speed} is outside {MIN_SPEED}-{MAX_SPEED}")
+        if len(self.speaker) > MAX_SPEAKER:
+            raise _invalid("speaker", f"speaker is longer than {MAX_SPEAKER} characters")
         if self.sample_rate and not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
             raise _invalid(
                 "sample_rate",
@@ -125,6 +130,7 @@ class JobSpec:
         return tts_pb2.TTSRequest(
             text=self.text,
             voice=self.voice,
+            speaker=self.speaker,
             encoding=tts_pb2.AUDIO_ENCODING_PCM16,
             sample_rate=self.sample_rate,
             speed=self.speed,
@@ -171,6 +177,7 @@ class Job:
             "attempts": self.attempts,
             "error": self.error or None,
             "voice": self.spec.voice or None,
+            "speaker": self.spec.speaker or None,
             "format": self.spec.format.value,
             "created_at": self.created_at,
             "updated_at": self.updated_at,

@@ -3,7 +3,12 @@
 Each pool replica is a local pod: an inference process (`ttsfleet inference`)
 on a loopback port. The router runs in this process as the front door with a
 static view of the pods. A pod that dies is restarted and the router told
-its new address. Ctrl-C (or SIGTERM) drains the router, then the pods.
+its new address. A pool that scales from zero (autoscaling.minReplicas 0)
+starts with no pod: its first request is held by the router, which wakes
+the pool here (`wake`: one pod process is started); after
+scaleDownStabilizationSeconds without work (the pod's own load reports) the
+pod is stopped and the pool sleeps again. Ctrl-C (or SIGTERM) drains the
+router, then the pods.
 This component composes the others, as a cluster would: it starts the
 router and (with --http-port) the gateway through their public entry points.
 """
@@ -21,10 +26,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import yaml
 
 from ttsfleet import logs
 from ttsfleet.manifests import ManifestError, Manifests, PodConfig, Pool, load_manifests
+from ttsfleet.proto import ttsfleet_v1_pb2, ttsfleet_v1_pb2_grpc
 from ttsfleet.router.discovery.static import StaticDiscovery
 from ttsfleet.router.server import RouterServer
 
@@ -96,14 +103,25 @@ class LocalFleet:
         if not manifests.pools:
             raise ManifestError("no TTSPool in the manifests: nothing to run")
         self.pods: list[LocalPod] = []
+        self._log_format = log_format
+        self._configs: dict[str, tuple[Pool, Path]] = {}
         for pool in manifests.pools:
             config = workdir / f"{pool.name}.yaml"
             pod_config = PodConfig.of(pool, manifests.voices_of(pool))
             config.write_text(yaml.safe_dump(pod_config.to_dict()))
+            self._configs[pool.name] = (pool, config)
+            if pool.autoscaling.scales_from_zero:
+                continue  # asleep until its first request
             replicas = pool.autoscaling.min_replicas if pool.autoscaling.enabled else pool.replicas
             self.pods += [LocalPod(pool, i, config, log_format) for i in range(max(replicas, 1))]
-        self.discovery = StaticDiscovery([], default_voice=manifests.pools[0].default_voice)
+        self.sleepers = {
+            pool.name: pool.voices for pool in manifests.pools if pool.autoscaling.scales_from_zero
+        }
+        self.discovery = StaticDiscovery(
+            [], default_voice=manifests.pools[0].default_voice, sleepers=self.sleepers
+        )
         self._watchers: list[asyncio.Task[None]] = []
+        self._waking: set[asyncio.Task[None]] = set()
 
     def _publish(self) -> None:
         """Tells the router which pods are up right now."""
@@ -111,7 +129,7 @@ class LocalFleet:
             [
                 (f"127.0.0.1:{w.port}", w.pool.name, w.pool.voices)
                 for w in self.pods
-                if w.port and w.process is not None and w.process.returncode is None
+                if w.port and not w.stopping and w.process and w.process.returncode is None
             ]
         )
 
@@ -147,8 +165,61 @@ class LocalFleet:
                 continue
             self._publish()
 
+    async def wake(self, pool: str) -> None:
+        """Starts the first pod of a sleeping pool (in the background); a no-op once it has one."""
+        if pool not in self.sleepers or any(
+            w.pool.name == pool and not w.stopping for w in self.pods
+        ):
+            return
+        spec, config = self._configs[pool]
+        pod = LocalPod(spec, 0, config, self._log_format)
+        self.pods.append(pod)
+        log.info("waking pool: starting a pod", extra={"pool": pool})
+        task = asyncio.create_task(self._bring_up(pod))
+        self._waking.add(task)
+        task.add_done_callback(self._waking.discard)
+
+    async def _bring_up(self, pod: LocalPod) -> None:
+        """Starts a woken pod and supervises it; if it fails to start, the next request asks again."""
+        try:
+            await pod.start()
+        except PodFailed as error:
+            log.error("woken pod failed to start", extra={"pod": pod.name, "error": str(error)})
+            self.pods.remove(pod)
+            await pod.stop(grace=1)
+            return
+        self._publish()
+        self._watchers += [
+            asyncio.create_task(self._supervise(pod)),
+            asyncio.create_task(self._sleep_when_idle(pod)),
+        ]
+
+    async def _sleep_when_idle(self, pod: LocalPod) -> None:
+        """Stops a woken pod once its load reports showed no work for a whole window."""
+        window = pod.pool.autoscaling.scale_down_stabilization_seconds
+        clock = asyncio.get_running_loop().time
+        idle_since = clock()
+        while clock() - idle_since < window:
+            try:
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{pod.port}") as channel:
+                    reports = ttsfleet_v1_pb2_grpc.LoadReporterStub(channel).WatchLoad(
+                        ttsfleet_v1_pb2.WatchLoadRequest(min_interval_ms=100, max_interval_ms=1000)
+                    )
+                    async for report in reports:
+                        if report.queue_depth or report.in_flight or report.queued_audio_seconds:
+                            idle_since = clock()
+                        elif clock() - idle_since >= window:
+                            break
+            except grpc.aio.AioRpcError:  # restarting: its supervisor brings it back
+                await asyncio.sleep(1.0)
+        log.info("pool idle; stopping its pod", extra={"pod": pod.name, "idle_seconds": window})
+        pod.stopping = True
+        self._publish()  # the router sends it nothing new; what it accepted, it finishes
+        await pod.stop(grace=30.0)
+        self.pods.remove(pod)
+
     async def stop(self, grace: float) -> None:
-        for task in self._watchers:
+        for task in [*self._watchers, *self._waking]:
             task.cancel()
         await asyncio.gather(*(w.stop(grace) for w in self.pods))
 
@@ -179,7 +250,7 @@ async def run(args: argparse.Namespace, log_format: str) -> int:
     with tempfile.TemporaryDirectory(prefix="ttsfleet-") as workdir:
         local = LocalFleet(manifests, Path(workdir), log_format)
         await local.start()
-        router = RouterServer(local.discovery)
+        router = RouterServer(local.discovery, waker=local)
         try:
             port = await router.start(args.host, args.port)
         except BaseException:
@@ -208,6 +279,8 @@ def _announce(local: LocalFleet, host: str, port: int) -> None:
     print(f"ttsfleet is listening on {host}:{port}", flush=True)
     for pool, ports in pools.items():
         print(f"  pool {pool}: {len(ports)} pods on 127.0.0.1 ports {ports}", flush=True)
+    for pool in local.sleepers:
+        print(f"  pool {pool}: asleep; its first request starts a pod", flush=True)
     print(f'Try: ttsfleet say "Hello there" -o hello.wav --address {host}:{port}', flush=True)
     print("Ctrl-C stops the fleet.", flush=True)
 

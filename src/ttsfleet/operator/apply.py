@@ -14,7 +14,7 @@ from typing import Any
 
 from kubernetes.aio import client
 
-from ttsfleet.manifests import GROUP, POOLS, VERSION
+from ttsfleet.manifests import GROUP, POOLS, VERSION, VOICES
 
 FIELD_MANAGER = "ttsfleet-operator"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -38,6 +38,7 @@ class Api:
         self._api = api
         core, apps, policy = client.CoreV1Api(api), client.AppsV1Api(api), client.PolicyV1Api(api)
         self._custom = client.CustomObjectsApi(api)
+        self._core = core
         # Per owned kind: (read, patch).
         self._kinds: dict[str, tuple[Callable[..., Awaitable[Any]], ...]] = {
             "ConfigMap": (core.read_namespaced_config_map, core.patch_namespaced_config_map),
@@ -96,6 +97,31 @@ class Api:
             force=True,
             _content_type=APPLY_PATCH,
         )
+
+    async def patch_voice_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
+        """Merge fields into a voice's status (the voice check writes the rest through kopf)."""
+        await self._custom.patch_namespaced_custom_object_status(
+            GROUP,
+            VERSION,
+            namespace,
+            VOICES,
+            name,
+            {"status": status},
+            field_manager=FIELD_MANAGER,
+            _content_type=MERGE_PATCH,
+        )
+
+    async def read_config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A ConfigMap's data (a voice source's CA), None if there is no such ConfigMap."""
+        try:
+            found = await self._core.read_namespaced_config_map(name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return dict(found.data or {})
 
     async def create_peering(self, name: str, namespace: str | None) -> None:
         """Create kopf's peering object (cluster-wide, or in a namespace) unless it exists."""

@@ -62,7 +62,7 @@ class Autoscaler:
         if pool is not None and pool.autoscaling.enabled:
             await self._scale(key, body, pool, state)
         else:
-            state.history = ()
+            state.history, state.replicas_decided = (), None
         await self._reconciler.publish_status(views, key)
 
     async def _scale(
@@ -74,8 +74,10 @@ class Autoscaler:
             spec=pool.autoscaling,
             history=state.history,
             now=self._clock(),
+            previous=state.replicas_decided,
         )
         state.history = decision.history
+        state.replicas_decided = decision.replicas
         if decision.action is Action.HOLD:
             return
         await self._api.scale(*key, decision.replicas)

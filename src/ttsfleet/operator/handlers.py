@@ -2,10 +2,16 @@
 
 Indexes keep pools, voices, Deployments and pods in memory, so deciding
 anything costs no API reads. Only ``kopf.on.event`` handlers and a timer are
-used, not kopf's create/update change detection, so every trigger takes the
-same level-based path and the operator writes no bookkeeping annotations
-onto users' objects. The one thing kopf adds to a pool is a finalizer (for
-the timer), so a pool is deleted only once its timer has stopped.
+used for pools, not kopf's create/update change detection, so every trigger
+takes the same level-based path and the operator writes no bookkeeping
+annotations onto users' objects. The one thing kopf adds to a pool is a
+finalizer (for the timer), so a pool is deleted only once its timer has
+stopped.
+
+A voice's check is the exception: it is a job done once per spec change,
+with retries and backoff when a source is briefly unreachable, which is what
+kopf's change handlers are for. Their state lives in the voice's
+status.kopf (see main.settings), not in annotations.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from ttsfleet.operator.load import PodInfo
 from ttsfleet.operator.objects import MANAGED_BY, MANAGED_BY_LABEL
 from ttsfleet.operator.reconciler import Reconciler, Views
 from ttsfleet.operator.state import PoolKey, PoolStates
+from ttsfleet.operator.voices import VOICE_CHECK, VoiceChecker
 
 # Resources the operator owns (plus their pods): watched with a server-side
 # label selector, so the operator never streams other ConfigMaps or pods.
@@ -68,6 +75,7 @@ def register(
     states: PoolStates,
     reconciler: Reconciler,
     autoscaler: Autoscaler,
+    voice_checker: VoiceChecker,
     interval: float,
 ) -> None:
     """Register every handler of the operator in ``registry``."""
@@ -111,16 +119,33 @@ def register(
             states.forget(key)  # the owned objects go with the pool (owner references)
         elif type is None or meta.get("generation") != states[key].observed_generation:
             await reconciler.reconcile(_views(kwargs), key)
+        if type is not None:
+            await voice_checker.refresh_pools(key[0], kwargs["voice_index"], kwargs["voice_users"])
+
+    voice_generations: dict[PoolKey, int | None] = {}
 
     @kopf.on.event(GROUP, VERSION, VOICES, id="voice_changed", registry=registry)
     async def voice_changed(*, type: str | None, meta: kopf.Meta, **kwargs: Any) -> None:
-        """A voice appeared, changed or went: reconcile (and so roll) every pool serving it."""
-        if type is None:
+        """A voice appeared, changed or went: reconcile (and so roll) every pool serving it.
+
+        A status-only change (the voice check's own writes) changes no pool.
+        """
+        key = _key(meta)
+        generation = None if type == "DELETED" else meta.get("generation")
+        changed = voice_generations.get(key) != generation
+        voice_generations[key] = generation
+        if type is None or not changed:
             return  # at start-up every pool reconciles anyway
-        namespace, name = _key(meta)
         users: kopf.Index[PoolKey, str] = kwargs["voice_users"]
-        for pool in list(users.get((namespace, name)) or ()):
-            await reconciler.reconcile(_views(kwargs), (namespace, pool))
+        for pool in list(users.get(key) or ()):
+            await reconciler.reconcile(_views(kwargs), (key[0], pool))
+
+    @kopf.on.resume(GROUP, VERSION, VOICES, field="spec", **VOICE_CHECK, registry=registry)
+    @kopf.on.create(GROUP, VERSION, VOICES, field="spec", **VOICE_CHECK, registry=registry)
+    @kopf.on.update(GROUP, VERSION, VOICES, field="spec", **VOICE_CHECK, registry=registry)
+    async def voice_check(*, body: kopf.Body, reason: str, retry: int, **kwargs: Any) -> None:
+        """Fetch and check the voice once per spec change; Degraded with the reason if bad."""
+        await voice_checker.run(body, reason, retry, kwargs["voice_users"])
 
     async def owned_changed(
         *, type: str | None, meta: kopf.Meta, body: kopf.Body, **kwargs: Any

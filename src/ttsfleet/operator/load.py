@@ -101,4 +101,5 @@ async def read_pool_load(
         reporting_pods=len(answered),
         queue_depth=sum(r.queue_depth for r in answered),
         in_flight=sum(r.in_flight for r in answered),
+        queued_audio_seconds=sum(r.queued_audio_seconds for r in answered),
     )

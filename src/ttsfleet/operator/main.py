@@ -26,9 +26,10 @@ from ttsfleet.operator.handlers import (
     register_peering,
 )
 from ttsfleet.operator.load import DEFAULT_ADDRESS, template_resolver
-from ttsfleet.operator.objects import DEFAULT_IMAGE
+from ttsfleet.operator.objects import DEFAULT_FETCHER_IMAGE, DEFAULT_IMAGE, VoiceFetching
 from ttsfleet.operator.reconciler import Reconciler
 from ttsfleet.operator.state import PoolStates
+from ttsfleet.operator.voices import VoiceChecker
 from ttsfleet.tls import ClientTLS, TLSFiles
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--image",
         default=_env("INFERENCE_IMAGE", DEFAULT_IMAGE),
         help="inference image for pools that set none (env TTSFLEET_INFERENCE_IMAGE)",
+    )
+    parser.add_argument(
+        "--fetcher-image",
+        default=_env("FETCHER_IMAGE", DEFAULT_FETCHER_IMAGE),
+        help="image whose `ttsfleet fetch-voice` fetches remote voices in init containers "
+        "(the control-plane image; env TTSFLEET_FETCHER_IMAGE)",
+    )
+    parser.add_argument(
+        "--voice-cache-dir",
+        default=_env("VOICE_CACHE_DIR", ""),
+        help="a directory on each node (hostPath, writable by uid 65532) caching fetched voices "
+        "by digest; empty: a cache per pod (env TTSFLEET_VOICE_CACHE_DIR)",
+    )
+    parser.add_argument(
+        "--oci-image-volumes",
+        action="store_true",
+        default=_env("OCI_IMAGE_VOLUMES", "") == "true",
+        help="mount OCI voice sources as image volumes (needs the ImageVolume feature gate) "
+        "instead of fetching them (env TTSFLEET_OCI_IMAGE_VOLUMES=true)",
     )
     parser.add_argument(
         "--load-address",
@@ -124,6 +144,11 @@ def settings(args: argparse.Namespace) -> kopf.OperatorSettings:
     result.peering.lifetime = args.peering_lifetime
     result.peering.stealth = True
     result.persistence.finalizer = "ttsfleet.dev/operator"
+    # The voice check's handler state goes in the voice's status, not annotations.
+    result.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
+    result.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(
+        field="status.kopf.lastHandledConfiguration"
+    )
     for group, version, plural in WATCHED_BY_LABEL:
         result.watching.label_selectors[group, version, plural] = OWNED_SELECTOR
     return result
@@ -143,7 +168,8 @@ async def run(args: argparse.Namespace) -> None:
     async with await new_api_client() as api_client:
         api = Api(api_client)
         states = PoolStates()
-        reconciler = Reconciler(api, states, args.image, args.pod_tls_secret)
+        fetching = VoiceFetching(args.fetcher_image, args.voice_cache_dir, args.oci_image_volumes)
+        reconciler = Reconciler(api, states, args.image, args.pod_tls_secret, fetching)
         tls_dir = args.pod_tls_dir
         tls = (
             ClientTLS(TLSFiles(tls_dir / "tls.crt", tls_dir / "tls.key", tls_dir / "ca.crt"))
@@ -164,6 +190,7 @@ async def run(args: argparse.Namespace) -> None:
             states=states,
             reconciler=reconciler,
             autoscaler=autoscaler,
+            voice_checker=VoiceChecker(api),
             interval=args.interval,
         )
         if not args.standalone:

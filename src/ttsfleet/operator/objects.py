@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -25,7 +27,9 @@ from ttsfleet.manifests import (
     Pool,
     Voice,
     VoiceSource,
+    source_to_manifest,
 )
+from ttsfleet.voices.fetch import MODEL, cache_entry
 
 DEFAULT_IMAGE = "ghcr.io/ttsfleet/inference:0.1.0"
 MANAGED_BY = "ttsfleet-operator"
@@ -38,7 +42,6 @@ TLS_DIR = "/etc/ttsfleet/tls"
 METRICS_PORT = 9090
 CONFIG_DIR = "/etc/ttsfleet"
 CONFIG_KEY = "pod.yaml"
-VOICES_DIR = "/var/lib/ttsfleet/voices"
 NAME_SUFFIX = "-inference"
 RUN_AS = 65532  # the distroless "nonroot" user
 # A pod drains this long on SIGTERM (finishing accepted work), and Kubernetes
@@ -47,15 +50,31 @@ DRAIN_SECONDS = 30
 TERMINATION_GRACE_SECONDS = DRAIN_SECONDS + 15
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's, when present: 10x faster
 
-# Runs in an init container (the inference image has Python) to put a URL
-# voice where the pod configuration says it is: the pod reads paths only.
-FETCH_SCRIPT = """\
-import os, sys, urllib.request
-url, model = sys.argv[1:3]
-os.makedirs(os.path.dirname(model), exist_ok=True)
-urllib.request.urlretrieve(url, model)
-urllib.request.urlretrieve(url + ".json", model + ".json")
-"""
+# The control-plane image: `ttsfleet fetch-voice` runs from it in init containers.
+DEFAULT_FETCHER_IMAGE = "ghcr.io/ttsfleet/ttsfleet:0.1.0"
+VOICE_CACHE_DIR = "/var/cache/ttsfleet/voices"  # in the pods; the node's directory is a flag
+VOICE_VOLUMES_DIR = "/var/lib/ttsfleet/voice-volumes"
+VOICE_CA_DIR = "/etc/ttsfleet/voice-ca"
+S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+@dataclass(frozen=True)
+class VoiceFetching:
+    """How pods get voices that are not in their image (the operator's flags).
+
+    `cache_dir` is a directory on each node (a hostPath, writable by the pods'
+    user) that fetched voices are kept in by digest, so a second pod on the
+    node downloads nothing; empty means a cache per pod (an emptyDir).
+    `image_volumes` mounts OCI sources as image volumes, for clusters with
+    the ImageVolume feature gate; otherwise an init container fetches them.
+    """
+
+    image: str = DEFAULT_FETCHER_IMAGE
+    cache_dir: str = ""
+    image_volumes: bool = False
+
+
+DEFAULT_FETCHING = VoiceFetching()
 
 
 @dataclass(frozen=True)
@@ -116,17 +135,35 @@ def _metadata(ref: PoolRef, **extra: Any) -> dict[str, Any]:
     }
 
 
-def fetched_path(voice: Voice) -> str:
-    """Where a URL voice's model lands inside the pod."""
-    return f"{VOICES_DIR}/{voice.name}/model.onnx"
+def _mounted_as_image(voice: Voice, fetching: VoiceFetching) -> bool:
+    return voice.source.oci is not None and fetching.image_volumes
 
 
-def pod_config_text(pool: Pool, voices: Iterable[Voice]) -> str:
-    """The pod.yaml a pod loads; URL voices appear as the paths they are fetched to."""
-    local = [
-        dataclasses.replace(v, source=VoiceSource(path=fetched_path(v))) if v.source.url else v
-        for v in voices
-    ]
+def _fetched(voice: Voice, fetching: VoiceFetching) -> bool:
+    """A remote voice that an init container fetches into the cache."""
+    return voice.source.remote and not _mounted_as_image(voice, fetching)
+
+
+def pod_voice_path(voice: Voice, fetching: VoiceFetching) -> str | None:
+    """Where the pod finds a voice that is not in its image; None for package and path voices."""
+    source = voice.source
+    if _fetched(voice, fetching):
+        return str(cache_entry(Path(VOICE_CACHE_DIR), source.sha256) / MODEL)
+    if _mounted_as_image(voice, fetching):
+        return f"{VOICE_VOLUMES_DIR}/{voice.name}"
+    if source.volume is not None:
+        return f"{VOICE_VOLUMES_DIR}/{voice.name}/{source.volume.path.lstrip('/')}".rstrip("/")
+    return None
+
+
+def pod_config_text(
+    pool: Pool, voices: Iterable[Voice], fetching: VoiceFetching = DEFAULT_FETCHING
+) -> str:
+    """The pod.yaml a pod loads: fetched and mounted voices appear as the paths they are at."""
+    local = []
+    for voice in voices:
+        path = pod_voice_path(voice, fetching)
+        local.append(dataclasses.replace(voice, source=VoiceSource(path=path)) if path else voice)
     return yaml.dump(PodConfig.of(pool, local).to_dict(), Dumper=_DUMPER, sort_keys=True)
 
 
@@ -207,16 +244,65 @@ _CONTAINER_SECURITY = {
 }
 
 
-def _fetch_containers(image: str, voices: Iterable[Voice]) -> list[dict[str, Any]]:
-    return [
+def _fetch_container(index: int, voice: Voice, fetching: VoiceFetching) -> dict[str, Any]:
+    """`ttsfleet fetch-voice` for one remote voice: into the cache, verified, or the pod waits."""
+    source = voice.source
+    command = ["ttsfleet", "fetch-voice", "--voice", voice.name, "--cache", VOICE_CACHE_DIR]
+    command += ["--source", json.dumps(source_to_manifest(source), sort_keys=True)]
+    mounts: list[dict[str, Any]] = [{"name": "voice-cache", "mountPath": VOICE_CACHE_DIR}]
+    if source.ca_config_map:
+        command += ["--ca-file", f"{VOICE_CA_DIR}/{index}/ca.crt"]
+        mounts.append(
+            {"name": f"voice-ca-{index}", "mountPath": f"{VOICE_CA_DIR}/{index}", "readOnly": True}
+        )
+    secret = source.s3.credentials_secret if source.s3 is not None else ""
+    env = [
+        {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for key in S3_KEYS
+        if secret
+    ]
+    return {
+        "name": f"fetch-voice-{index}",
+        "image": fetching.image,
+        "command": command,
+        **({"env": env} if env else {}),
+        "securityContext": _CONTAINER_SECURITY,
+        "volumeMounts": mounts,
+    }
+
+
+def _voice_volumes(voices: list[Voice], fetching: VoiceFetching) -> list[dict[str, Any]]:
+    """The cache, each fetched voice's CA, and each mounted voice's PVC or image."""
+    cache: dict[str, Any] = (
+        {"hostPath": {"path": fetching.cache_dir, "type": "DirectoryOrCreate"}}
+        if fetching.cache_dir
+        else {"emptyDir": {}}
+    )
+    volumes = [{"name": "voice-cache", **cache}]
+    for index, voice in enumerate(voices):
+        source = voice.source
+        if _fetched(voice, fetching) and source.ca_config_map:
+            volumes.append(
+                {"name": f"voice-ca-{index}", "configMap": {"name": source.ca_config_map}}
+            )
+        elif _mounted_as_image(voice, fetching) and source.oci is not None:
+            image = {"reference": source.oci.reference, "pullPolicy": "IfNotPresent"}
+            volumes.append({"name": f"voice-{index}", "image": image})
+        elif source.volume is not None:
+            claim = {"claimName": source.volume.claim_name, "readOnly": True}
+            volumes.append({"name": f"voice-{index}", "persistentVolumeClaim": claim})
+    return volumes
+
+
+def _voice_mounts(voices: list[Voice], fetching: VoiceFetching) -> list[dict[str, Any]]:
+    return [{"name": "voice-cache", "mountPath": VOICE_CACHE_DIR, "readOnly": True}] + [
         {
-            "name": f"fetch-voice-{index}",
-            "image": image,
-            "command": ["python3", "-c", FETCH_SCRIPT, voice.source.url, fetched_path(voice)],
-            "securityContext": _CONTAINER_SECURITY,
-            "volumeMounts": [{"name": "voices", "mountPath": VOICES_DIR}],
+            "name": f"voice-{index}",
+            "mountPath": f"{VOICE_VOLUMES_DIR}/{voice.name}",
+            "readOnly": True,
         }
-        for index, voice in enumerate(v for v in voices if v.source.url)
+        for index, voice in enumerate(voices)
+        if voice.source.volume is not None or _mounted_as_image(voice, fetching)
     ]
 
 
@@ -248,7 +334,13 @@ def _tls_args(tls_secret: str) -> list[str]:
 
 
 def deployment(
-    ref: PoolRef, pool: Pool, voices: list[Voice], image: str, text: str, tls_secret: str = ""
+    ref: PoolRef,
+    pool: Pool,
+    voices: list[Voice],
+    image: str,
+    text: str,
+    tls_secret: str = "",
+    fetching: VoiceFetching = DEFAULT_FETCHING,
 ) -> dict[str, Any]:
     """The inference pods: config mounted read-only, gRPC probes, non-root, spread out."""
     spec = pool.raw_spec
@@ -304,7 +396,7 @@ def deployment(
         "securityContext": _CONTAINER_SECURITY,
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-            {"name": "voices", "mountPath": VOICES_DIR},
+            *_voice_mounts(voices, fetching),
             {"name": "tmp", "mountPath": "/tmp"},
             *([{"name": "tls", "mountPath": TLS_DIR, "readOnly": True}] if tls_secret else []),
         ],
@@ -320,11 +412,15 @@ def deployment(
             "fsGroup": RUN_AS,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "initContainers": _fetch_containers(image, voices),
+        "initContainers": [
+            _fetch_container(index, voice, fetching)
+            for index, voice in enumerate(voices)
+            if _fetched(voice, fetching)
+        ],
         "containers": [container],
         "volumes": [
             {"name": "config", "configMap": {"name": owned_name(ref.name)}},
-            {"name": "voices", "emptyDir": {}},
+            *_voice_volumes(voices, fetching),
             {"name": "tmp", "emptyDir": {}},
             *([{"name": "tls", "secret": {"secretName": tls_secret}}] if tls_secret else []),
         ],
@@ -370,12 +466,13 @@ def desired_objects(
     voices: list[Voice],
     image: str = DEFAULT_IMAGE,
     tls_secret: str = "",
+    fetching: VoiceFetching = DEFAULT_FETCHING,
 ) -> list[dict[str, Any]]:
     """Everything the pool owns, in apply order (the ConfigMap before the pods need it)."""
-    text = pod_config_text(pool, voices)
+    text = pod_config_text(pool, voices, fetching)
     return [
         config_map(ref, text),
         service(ref),
-        deployment(ref, pool, voices, image, text, tls_secret),
+        deployment(ref, pool, voices, image, text, tls_secret, fetching),
         pod_disruption_budget(ref),
     ]

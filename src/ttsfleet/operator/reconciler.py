@@ -23,7 +23,9 @@ from ttsfleet.operator.drift import differences
 from ttsfleet.operator.load import PodInfo
 from ttsfleet.operator.objects import (
     CONFIG_HASH_ANNOTATION,
+    DEFAULT_FETCHING,
     PoolRef,
+    VoiceFetching,
     desired_objects,
     owned_name,
     selector_string,
@@ -83,8 +85,16 @@ def _transient(error: ApiException) -> bool:
 
 
 class Reconciler:
-    def __init__(self, api: Api, states: PoolStates, image: str, tls_secret: str = "") -> None:
+    def __init__(
+        self,
+        api: Api,
+        states: PoolStates,
+        image: str,
+        tls_secret: str = "",
+        fetching: VoiceFetching = DEFAULT_FETCHING,
+    ) -> None:
         self._tls_secret = tls_secret
+        self._fetching = fetching
         self._api = api
         self._states = states
         self._image = image
@@ -124,7 +134,9 @@ class Reconciler:
             resolved = [voice_from_manifest(voices[v] or {}) for v in pool.voices]
         except ManifestError as error:
             return Problem("InvalidVoice", str(error))
-        return desired_objects(PoolRef.of(body), pool, resolved, self._image, self._tls_secret)
+        return desired_objects(
+            PoolRef.of(body), pool, resolved, self._image, self._tls_secret, self._fetching
+        )
 
     async def reconcile(self, views: Views, key: PoolKey) -> None:
         """Apply everything the pool owns, then its status."""

@@ -31,6 +31,9 @@ class PoolState:
     config_hash: str | None = None
     load: LoadSample | None = None
     history: tuple[Recommendation, ...] = ()
+    # The replica count the autoscaler last decided on (None: no decision yet);
+    # more replicas than that means someone scaled up since (a wake-up).
+    replicas_decided: int | None = None
     last_scale_time: str | None = None
     # The status last written, so unchanged statuses are not written again.
     last_status: Mapping[str, Any] | None = None

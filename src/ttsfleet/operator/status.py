@@ -160,6 +160,7 @@ def pool_status(
     if obs.load is not None:
         status["queueDepth"] = obs.load.queue_depth
         status["inFlight"] = obs.load.in_flight
+        status["queuedAudioSeconds"] = round(obs.load.queued_audio_seconds, 2)
         status["reportingReplicas"] = obs.load.reporting_pods
     if obs.config_hash:
         status["configHash"] = obs.config_hash

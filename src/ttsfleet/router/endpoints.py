@@ -93,6 +93,7 @@ class Datastore:
         )
         self._endpoints: dict[str, Endpoint] = {}
         self._pool_voices: dict[str, frozenset[str]] = {}
+        self._scale_from_zero: frozenset[str] = frozenset()
         self.voices: frozenset[str] = frozenset()
         self._closing: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
@@ -102,6 +103,9 @@ class Datastore:
         """Adds new pods and drops gone ones (their requests finish first); returns the dropped."""
         self.default_voice = topology.default_voice
         self._pool_voices = {name: pool.voices for name, pool in topology.pools.items()}
+        self._scale_from_zero = frozenset(
+            name for name, pool in topology.pools.items() if pool.scales_from_zero
+        )
         self.voices = frozenset().union(*self._pool_voices.values())
         wanted = {
             address: pool for pool in topology.pools.values() for address in sorted(pool.addresses)
@@ -159,6 +163,14 @@ class Datastore:
     def pools(self) -> dict[str, frozenset[str]]:
         """Pool name → voices, including pools that have no pod right now."""
         return dict(self._pool_voices)
+
+    def sleeping_pool(self, voice: str) -> str | None:
+        """A pool that serves `voice` (any, when empty) and sleeps at zero pods now, if any."""
+        awake = {endpoint.pool for endpoint in self._endpoints.values()}
+        for name in sorted(self._scale_from_zero - awake):
+            if not voice or voice in self._pool_voices[name]:
+                return name
+        return None
 
     def candidates(self, voice: str, exclude: Collection[str] = ()) -> list[Candidate]:
         """Snapshots of the pods serving `voice` (any pod when empty), minus `exclude`."""

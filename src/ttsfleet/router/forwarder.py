@@ -44,6 +44,7 @@ from ttsfleet.router.piece_requests import (
 )
 from ttsfleet.router.saturation import saturated
 from ttsfleet.router.settings import RouterSettings
+from ttsfleet.router.wake import WakeUps
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +94,13 @@ class Forwarder:
         picker: picking.Picker,
         metrics: RouterMetrics,
         settings: RouterSettings,
+        wake_ups: WakeUps | None = None,
     ) -> None:
         self.datastore = datastore
         self.metrics = metrics
         self.settings = settings
         self._picker = picker
+        self._wake_ups = wake_ups or WakeUps(datastore, metrics, settings, None)
 
     def method_handlers(self, service: str) -> dict[str, grpc.RpcMethodHandler]:
         """The pass-through handlers of one service's Synthesize and StreamSynthesize."""
@@ -221,8 +224,19 @@ class Forwarder:
         async for chunk in self._stream_tries(path, exchange, tries, send_headers=False):
             yield index, chunk
 
-    async def choose(self, voice: str, tried: Sequence[str]) -> Endpoint:
-        """Picks a pod for `voice`, waiting briefly for room if allowed; raises TTSError."""
+    async def choose(
+        self,
+        voice: str,
+        tried: Sequence[str],
+        time_left: float | None = None,
+        audio_seconds: float = 0.0,
+    ) -> Endpoint:
+        """Picks a pod for `voice`, waiting briefly for room if allowed; raises TTSError.
+
+        A request for a pool asleep at zero pods is held while the pool wakes
+        (`wake.py`), within `time_left` (the caller's deadline); `audio_seconds` is the
+        request's predicted audio, shown as the held demand.
+        """
         store = self.datastore
         if voice and voice not in store.voices:
             if not store.voices:
@@ -240,6 +254,10 @@ class Forwarder:
                 assert chosen is not None, "candidates come from the datastore"
                 self.metrics.picks.labels(chosen.pool, chosen.address).inc()
                 return chosen
+            sleeping = None if candidates else self._wake_ups.sleeping_pool(voice)
+            if sleeping:
+                await self._wake_ups.hold(sleeping, voice, time_left, audio_seconds)
+                continue
             serving = f"voice {voice!r}" if voice else "the default voice"
             if not saturated(candidates, self.settings.stale_after):
                 raise TTSError(Code.UNAVAILABLE, f"no ready pod serves {serving}")
@@ -303,6 +321,7 @@ class _Exchange:
         self.payload = request.raw
         if default and not request.voice:
             self.payload += _voice_field(default)
+        self.audio_seconds = text.speech_seconds_bound(request.text, request.speed or 1.0)
         self.attempts = 0
         self.delivered = False
         self.pool = ""
@@ -329,7 +348,9 @@ class _Exchange:
         """One try on one pod; a retryable failure before any audio leaves `tries.pending` set."""
         forwarder = self._forwarder
         try:
-            endpoint = await forwarder.choose(self.voice, tries.tried)
+            endpoint = await forwarder.choose(
+                self.voice, tries.tried, self._context.time_remaining(), self.audio_seconds
+            )
         except TTSError:
             if tries.last_error:  # no other pod to retry on: the pod's own answer stands
                 raise tries.last_error from None

@@ -14,7 +14,7 @@ import signal
 from pathlib import Path
 
 from ttsfleet import logs
-from ttsfleet.router.discovery import Discovery
+from ttsfleet.router.discovery import Discovery, Waker
 from ttsfleet.router.discovery.static import Entry, StaticDiscovery
 from ttsfleet.router.picker import PICKERS
 from ttsfleet.router.server import RouterServer
@@ -28,6 +28,8 @@ DEFAULTS = RouterSettings()
 TUNING = {
     "stale_after": "seconds after which a pod's load report no longer counts",
     "saturation_wait": "seconds a request may wait for room when every queue is full (0: shed at once)",
+    "wake_hold_seconds": "seconds a request waits for a pool asleep at zero to wake (0: refuse)",
+    "max_held_requests": "requests held per sleeping pool; more are RESOURCE_EXHAUSTED",
     "retries": "other pods to try when a call fails before any audio was sent",
     "eject_after_failures": "failures in a row that eject a pod",
     "ejection_seconds": "first ejection's length; each further one in a row adds as much",
@@ -131,7 +133,10 @@ def discovery(args: argparse.Namespace) -> Discovery:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    router = RouterServer(discovery(args), settings(args))
+    source = discovery(args)
+    # Kubernetes discovery also wakes sleeping pools; fixed pods cannot be woken.
+    waker = source if isinstance(source, Waker) else None
+    router = RouterServer(source, settings(args), waker)
     await router.start(args.host, args.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

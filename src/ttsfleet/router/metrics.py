@@ -10,6 +10,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# A process start on one machine takes seconds; a GPU node from a cloud, minutes.
+_WAKE_BUCKETS = (0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
 
 
 class RouterMetrics:
@@ -64,6 +66,32 @@ class RouterMetrics:
             "ttsfleet_router_pool_ready_pods",
             "Ready pods the router may send a pool's requests to (0: the pool is down or asleep).",
             ["pool"],
+            registry=self.registry,
+        )
+        self.held_requests = Gauge(
+            "ttsfleet_router_held_requests",
+            "Requests held while their pool wakes from zero pods.",
+            ["pool"],
+            registry=self.registry,
+        )
+        self.held_audio_seconds = Gauge(
+            "ttsfleet_router_held_audio_seconds",
+            "Audio the held requests will make, predicted from their text (an upper bound): "
+            "a sleeping pool's demand, for HPA or KEDA.",
+            ["pool"],
+            registry=self.registry,
+        )
+        self.wakeups = Counter(
+            "ttsfleet_router_wakeups",
+            "Times a request found its pool asleep at zero pods and the router woke it.",
+            ["pool"],
+            registry=self.registry,
+        )
+        self.wake_seconds = Histogram(
+            "ttsfleet_router_wake_seconds",
+            "Time from the first request held for a sleeping pool until a pod of it was ready.",
+            ["pool"],
+            buckets=_WAKE_BUCKETS,
             registry=self.registry,
         )
 

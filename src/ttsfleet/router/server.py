@@ -15,13 +15,14 @@ from prometheus_client import start_http_server
 from ttsfleet import tracing, wire
 from ttsfleet.router import picker as picking
 from ttsfleet.router.catalog import Catalog
-from ttsfleet.router.discovery import Discovery, Topology
+from ttsfleet.router.discovery import Discovery, Topology, Waker
 from ttsfleet.router.endpoints import Datastore
 from ttsfleet.router.forwarder import Forwarder
 from ttsfleet.router.load_watch import LoadWatcher
 from ttsfleet.router.metrics import RouterMetrics
 from ttsfleet.router.security import BearerTokenAuth, server_credentials, token_file
 from ttsfleet.router.settings import RouterSettings
+from ttsfleet.router.wake import WakeUps
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +32,24 @@ TLS_CHECK_SECONDS = 5.0
 class RouterServer:
     """The running router. `start` binds and begins discovery; `stop` drains."""
 
-    def __init__(self, discovery: Discovery, settings: RouterSettings | None = None) -> None:
+    def __init__(
+        self,
+        discovery: Discovery,
+        settings: RouterSettings | None = None,
+        waker: Waker | None = None,
+    ) -> None:
+        """`waker` wakes pools asleep at zero pods; without one, their requests are refused."""
         self.settings = settings or RouterSettings()
         self.metrics = RouterMetrics()
         self.datastore = Datastore(self.settings)
         picker = picking.PICKERS[self.settings.picker]()
-        self.forwarder = Forwarder(self.datastore, picker, self.metrics, self.settings)
+        self.forwarder = Forwarder(
+            self.datastore,
+            picker,
+            self.metrics,
+            self.settings,
+            WakeUps(self.datastore, self.metrics, self.settings, waker),
+        )
         self._catalog = Catalog(self.datastore, picker, self.settings.stale_after)
         self._load = LoadWatcher(
             self.datastore,

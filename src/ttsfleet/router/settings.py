@@ -19,6 +19,11 @@ class RouterSettings:
     stale_after: float = 2.0
     # Seconds a request may wait for a queue to make room when every pod is full.
     saturation_wait: float = 0.0
+    # A request for a pool asleep at zero pods is held up to this many seconds
+    # (never past its deadline) while the pool is woken; 0: refuse at once.
+    wake_hold_seconds: float = 60.0
+    # Requests held per sleeping pool; more are refused (RESOURCE_EXHAUSTED).
+    max_held_requests: int = 100
     # Further pods to try when a call fails before any audio was sent.
     retries: int = 1
     # Outlier detection: this many failures in a row eject a pod for

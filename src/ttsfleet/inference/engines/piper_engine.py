@@ -18,8 +18,9 @@ from piper.const import BOS, EOS, PAD
 from piper.voice import PiperVoice
 
 from ttsfleet.inference.engine import SynthesisParams, Utterance, VoiceEngine, VoiceInfo
+from ttsfleet.inference.speakers import Speakers
 from ttsfleet.inference.words import owners, spans, text_words
-from ttsfleet.manifests import PodConfig, Voice, VoiceDefaults
+from ttsfleet.manifests import PodConfig, Voice
 
 # Seconds of audio per phoneme id at length_scale 1: the joe voice made 0.023 to
 # 0.050 over 20 varied sentences, 0.026 over all of them (ids count Piper's pads).
@@ -29,13 +30,21 @@ SECONDS_PER_PHONEME_ID = 0.026
 class PiperFrontEnd:
     """Phonemizes text with the voice's espeak settings and applies its defaults."""
 
-    def __init__(self, config_path: Path, defaults: VoiceDefaults) -> None:
+    def __init__(self, voice: Voice, config_path: Path) -> None:
         with config_path.open(encoding="utf-8") as stream:
             self.config = PiperConfig.from_dict(json.load(stream))
         # PiperVoice owns the phonemizer logic for every phoneme type; it needs
         # no model session for that, so none is loaded here.
         self._phonemizer = PiperVoice(session=None, config=self.config)
-        self._defaults = defaults
+        self._defaults = voice.defaults
+        self.speakers = Speakers.of(
+            voice.name,
+            self.config.num_speakers,
+            self.config.speaker_id_map,
+            self.config.default_speaker_id
+            if voice.defaults.speaker is None
+            else voice.defaults.speaker,
+        )
         # Word timings phonemize each word alone too; texts repeat their words.
         self._word_phonemes = functools.lru_cache(maxsize=8192)(self._phonemize_word)
 
@@ -82,7 +91,7 @@ class PiperFrontEnd:
             length_scale=self.config.length_scale / rate,
             noise_scale=_or(self._defaults.noise_scale, self.config.noise_scale),
             noise_w=_or(self._defaults.noise_w, self.config.noise_w_scale),
-            speaker=self._defaults.speaker,
+            speaker=self.speakers.default,
         )
 
 
@@ -94,12 +103,13 @@ class PiperEngine(VoiceEngine, ABC):
     """What every engine of Piper voices shares: the front end and the voice's description."""
 
     def __init__(self, voice: Voice, engine: str, config_path: Path) -> None:
-        self._front = PiperFrontEnd(config_path, voice.defaults)
+        self._front = PiperFrontEnd(voice, config_path)
         self.info = VoiceInfo(
             name=voice.name,
             engine=engine,
             language=voice.language or self._front.config.espeak_voice,
             sample_rate=self._front.config.sample_rate,
+            speakers=self._front.speakers,
         )
 
     @classmethod

@@ -20,8 +20,8 @@ from piper.voice import PiperVoice
 from ttsfleet.audio import Audio
 from ttsfleet.inference.engine import BatchItem, Stream
 from ttsfleet.inference.engines.piper_engine import PiperEngine
-from ttsfleet.inference.voice_files import voice_files
 from ttsfleet.manifests import PodConfig, Voice
+from ttsfleet.voices.files import voice_files
 
 
 @dataclass(eq=False)

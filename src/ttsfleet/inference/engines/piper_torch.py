@@ -9,7 +9,8 @@ cheap part, which needs the whole sentence); each stream then keeps its own
 latent frames and plan of decoder windows, and `step` decodes the next
 window of any set of streams in one batched decoder call, whatever window
 each is at, so the scheduler can admit new sentences at every window
-boundary.
+boundary. In a multi-speaker voice each stream also keeps its speaker
+embedding, so one batch mixes speakers as freely as speaking rates.
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ from ttsfleet.inference.engines.piper_engine import PiperEngine
 from ttsfleet.inference.engines.vits.config import VitsConfig, read_config
 from ttsfleet.inference.engines.vits.decoder import context_frames
 from ttsfleet.inference.engines.vits.layers import LAYOUT
-from ttsfleet.inference.engines.vits.onnx_voice import OnnxVoice
+from ttsfleet.inference.engines.vits.onnx_voice import OnnxVoice, VoiceWeightsError
 from ttsfleet.inference.engines.vits.synthesizer import Synthesizer
 from ttsfleet.inference.engines.vits.weights import load_weights
 from ttsfleet.inference.engines.vits.windows import Window, plan_windows
-from ttsfleet.inference.voice_files import voice_files
 from ttsfleet.manifests import ManifestError, PodConfig, Voice
+from ttsfleet.voices.files import voice_files
 
 _LOG = logging.getLogger(__name__)
 # Float32 tensors alive at once per position of the decoder's widest stage,
@@ -45,9 +46,11 @@ _LIVE_TENSORS = 10
 
 @dataclass(eq=False)
 class _Windows(Stream):
-    """One utterance's latent frames [1, inter, 1, F] and the decoder windows still to run."""
+    """One utterance's latent frames [1, inter, 1, F], its speaker embedding [1, gin, 1, 1]
+    (None for a single-speaker voice) and the decoder windows still to run."""
 
     z: torch.Tensor
+    g: torch.Tensor | None
     windows: list[Window]
     next: int = 0
     id_samples: Sequence[int] | None = None
@@ -89,6 +92,11 @@ class PiperTorchEngine(PiperEngine):
         )
         onnx_voice = OnnxVoice(model_path)
         config = read_config(onnx_voice)
+        if config.n_speakers != len(self.info.speakers.table):
+            raise VoiceWeightsError(
+                f"{model_path.name}: the model has {config.n_speakers or 'no'} speaker "
+                f"embeddings, its config {self._front.config.num_speakers} speakers"
+            )
         # Time blocks keep the decoder in cache on CPU; a GPU wants whole windows.
         model = Synthesizer(config, decoder_block=None if self._device.type == "cuda" else 512)
         load_weights(model, onnx_voice)
@@ -119,11 +127,13 @@ class PiperTorchEngine(PiperEngine):
 
     def prepare(self, items: Sequence[BatchItem]) -> list[Stream]:
         with torch.inference_mode():
-            z, frame_lengths, durations = self._latents(items)
+            g = self._speakers(items)
+            z, frame_lengths, durations = self._latents(items, g)
         frames = (durations.long() * self._hop).tolist()
         return [
             _Windows(
                 z[row : row + 1, ..., :length],
+                None if g is None else g[row : row + 1],
                 plan_windows(length, self._window_frames, self._max_window_frames, self._context),
                 id_samples=frames[row][: len(utterance.phoneme_ids)],
             )
@@ -155,14 +165,28 @@ class PiperTorchEngine(PiperEngine):
                 z.contiguous(memory_format=LAYOUT),
                 None if full else torch.tensor(spans, device=z.device),
                 emit=(emit_at, emit_at + max(emitted)),
+                g=None if own[0].g is None else torch.cat([cast(torch.Tensor, s.g) for s in own]),
             )
             audio = torch.cat(list(pieces), dim=1).cpu().numpy()
         for stream in own:
             stream.next += 1
         return [audio[row, : frames * self._hop] for row, frames in enumerate(emitted)]
 
+    def _speakers(self, items: Sequence[BatchItem]) -> torch.Tensor | None:
+        """Each item's speaker embedding [B, gin, 1, 1]; None for a single-speaker voice.
+
+        An item without a speaker gets the voice's default, as in the ONNX engine.
+        """
+        default = self.info.speakers.default
+        if default is None:
+            return None
+        ids = torch.tensor(
+            [default if params.speaker is None else params.speaker for _, params in items]
+        )
+        return self._model.speaker_embedding(ids.to(self._device))
+
     def _latents(
-        self, items: Sequence[BatchItem]
+        self, items: Sequence[BatchItem], g: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         longest = max(len(utterance.phoneme_ids) for utterance, _ in items)
         ids = torch.zeros(len(items), longest, dtype=torch.long)
@@ -179,6 +203,7 @@ class PiperTorchEngine(PiperEngine):
             length_scale=scales[:, 0].to(device),
             noise_scale=scales[:, 1].to(device),
             noise_w=scales[:, 2].to(device),
+            g=g,
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,8 @@ class PoolEndpoints:
     name: str
     voices: frozenset[str]
     addresses: frozenset[str] = frozenset()
+    # The pool may sleep at zero pods; a request for it is held while it is woken.
+    scales_from_zero: bool = False
 
 
 @dataclass(frozen=True)
@@ -38,3 +40,12 @@ Publish = Callable[[Topology], None]
 class Discovery(Protocol):
     async def run(self, publish: Publish) -> None:
         """Publishes the topology now and after every change, until cancelled."""
+
+
+@runtime_checkable
+class Waker(Protocol):
+    async def wake(self, pool: str) -> None:
+        """Asks for a first pod of a pool at zero; returns once asked, not once it is ready.
+
+        Called again while requests wait, so asking twice must be harmless.
+        """

@@ -1,5 +1,7 @@
 """Discovery in a cluster: TTSPools say which voices a pool serves, EndpointSlices where its pods are.
 
+It also wakes pools that sleep at zero (`wake`: the scale subresource, 0 → 1).
+
 The operator gives each pool a headless Service whose EndpointSlices carry
 the pool's label (`ttsfleet.dev/pool`); only endpoints that are ready, on the
 port named `grpc`, become addresses. Each kind is listed, then watched from
@@ -23,7 +25,15 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from ttsfleet.manifests import GROUP, GRPC_PORT_NAME, POOL_LABEL, POOLS, VERSION, pool_default_voice
+from ttsfleet.manifests import (
+    GROUP,
+    GRPC_PORT_NAME,
+    POOL_LABEL,
+    POOLS,
+    VERSION,
+    autoscaling_from_manifest,
+    pool_default_voice,
+)
 from ttsfleet.router.discovery import PoolEndpoints, Publish, Topology
 
 log = logging.getLogger(__name__)
@@ -32,6 +42,14 @@ WATCH_SECONDS = 300  # the server ends each watch after this; it is then resumed
 REQUEST_SECONDS = 30
 FIRST_BACKOFF, MAX_BACKOFF = 0.5, 15.0
 GONE = 410
+UNPROCESSABLE = 422  # a JSON patch whose "test" failed
+# Sets replicas to 1 only if they are 0: atomic, so routers waking the same
+# pool at once (or the autoscaler acting meanwhile) never undo each other.
+# A Scale's spec omits replicas when they are 0, so "0" reads as an empty spec.
+WAKE_PATCH: list[dict[str, Any]] = [
+    {"op": "test", "path": "/spec", "value": {}},
+    {"op": "add", "path": "/spec/replicas", "value": 1},
+]
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 Object = dict[str, Any]
@@ -96,7 +114,12 @@ def topology(
     return Topology(
         {
             name: PoolEndpoints(
-                name, frozenset(spec.get("voices") or ()), frozenset(addresses[name])
+                name,
+                frozenset(spec.get("voices") or ()),
+                frozenset(addresses[name]),
+                scales_from_zero=autoscaling_from_manifest(
+                    spec.get("autoscaling") or {}
+                ).scales_from_zero,
             )
             for name, spec in specs.items()
         },
@@ -202,6 +225,7 @@ class KubernetesDiscovery:
                 namespace, label_selector=POOL_LABEL, **kwargs
             )
 
+        self._custom = custom
         self._pools = _Informer("TTSPool", list_pools, self._changed)
         self._slices = _Informer("EndpointSlice", list_slices, self._changed)
 
@@ -214,6 +238,31 @@ class KubernetesDiscovery:
                 self._pools.objects.values(), self._slices.objects.values(), self._default_voice
             )
             self._publish(current)
+
+    async def wake(self, pool: str) -> None:
+        """Scales a pool at zero to one replica through its scale subresource.
+
+        The router needs only `patch` on `ttspools/scale` for this: it can
+        change a pool's replica count, nothing else of it. A pool that is
+        already awake fails the patch's test, which is not an error.
+        """
+        try:
+            await asyncio.to_thread(
+                self._custom.patch_namespaced_custom_object_scale,
+                GROUP,
+                VERSION,
+                self._namespace,
+                POOLS,
+                pool,
+                WAKE_PATCH,
+                _content_type="application/json-patch+json",
+                _request_timeout=REQUEST_SECONDS,
+            )
+        except ApiException as error:
+            if error.status != UNPROCESSABLE:
+                raise
+            return
+        log.info("woke pool: replicas 0 -> 1", extra={"pool": pool})
 
     async def run(self, publish: Publish) -> None:
         loop = asyncio.get_running_loop()

