@@ -54,6 +54,26 @@ tricky_text = st.one_of(
     st.lists(
         st.sampled_from(["Dr.", "3.14", "$5", "e.g.", "...", "--", "[[", "]]", "(", "Hello"])
     ).map(" ".join),
+    st.lists(
+        st.sampled_from(
+            [
+                "Hi.",
+                "<break/>",
+                '<break time="300ms"/>',
+                '<say-as interpret-as="characters">',
+                "</say-as>",
+                '<prosody rate="x-fast">',
+                "</prosody>",
+                '<phoneme ph="həlˈoʊ">',  # noqa: RUF001
+                "</phoneme>",
+                "&amp;",
+                "<",
+                "[[ a ]]",
+                "42",
+            ]
+        ),
+        max_size=20,
+    ).map(lambda parts: f"<speak>{' '.join(parts)}</speak>"),
 )
 
 

@@ -20,7 +20,7 @@ def test_merged_and_expanded_words_each_get_their_own_phonemes() -> None:
     # espeak joins "out of" into one word and expands "42" into two.
     sentence = list("ˌaʊɾəv ðə blˈuː, fˈɔːɹɾi tˈuː.")
     words = ["out", "of", "the", "blue", "42", "--"]
-    [owner] = owners(words, [sentence], ALONE.__getitem__)
+    [owner] = owners([ALONE[word] for word in words], [sentence])
     starts: list[int | None] = [2 + 2 * i for i in range(len(sentence) + 1)]
     found = spans(words, sentence, owner, starts)
     assert [s.word for s in found] == ["out", "of", "the", "blue", "42"], "-- has no sound"
@@ -34,7 +34,7 @@ def test_merged_and_expanded_words_each_get_their_own_phonemes() -> None:
 
 def test_a_word_split_over_two_sentences_stays_in_each_sentence_it_owns() -> None:
     first, second = list("dˈɑːktɚ."), list("smˈɪθ")
-    owned = owners(["Dr.", "Smith"], [first, second], {"Dr.": "dˈɑːktɚ", "Smith": "smˈɪθ"}.get)
+    owned = owners(["dˈɑːktɚ", "smˈɪθ"], [first, second])
     assert [set(o) - {-1} for o in owned] == [{0}, {1}]
 
 

@@ -30,10 +30,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
+import numpy as np
 
 from ttsfleet.audio import Audio
 from ttsfleet.errors import TTSError
-from ttsfleet.inference.engine import Stream, SynthesisParams, Utterance, VoiceEngine
+from ttsfleet.inference.engine import (
+    Stream,
+    SynthesisParams,
+    Utterance,
+    VoiceEngine,
+    batch_item,
+)
 from ttsfleet.inference.words import WordTime, word_times
 
 # A synthesis's output queue carries audio pieces, then one of these. With
@@ -255,13 +262,16 @@ class Scheduler:
             if synthesis not in self._active:
                 continue  # cancelled during the step
             synthesis.started = True
-            spans = synthesis.utterances[synthesis.next_utterance].words
-            if synthesis in fresh and spans and stream.id_samples is not None:
-                synthesis.output.put_nowait(word_times(spans, stream.id_samples))
+            utterance = synthesis.utterances[synthesis.next_utterance]
+            if synthesis in fresh:
+                _pause(synthesis, utterance.pause_before, rate)
+                if utterance.words and stream.id_samples is not None:
+                    synthesis.output.put_nowait(word_times(utterance.words, stream.id_samples))
             if piece.size:
                 synthesis.output.put_nowait(piece)
                 synthesis.pending_seconds = max(synthesis.pending_seconds - piece.size / rate, 0)
             if stream.done:
+                _pause(synthesis, utterance.pause_after, rate)
                 synthesis.stream = None
                 synthesis.next_utterance += 1
             if synthesis.finished:
@@ -272,6 +282,13 @@ class Scheduler:
         self._active.sort(key=lambda work: work in served)
         self._wake()
         self._notify()
+
+
+def _pause(synthesis: Synthesis, seconds: float, rate: int) -> None:
+    """Silence (an SSML break) into the synthesis's audio."""
+    if seconds > 0:
+        synthesis.output.put_nowait(np.zeros(round(seconds * rate), np.float32))
+        synthesis.pending_seconds = max(synthesis.pending_seconds - seconds, 0)
 
 
 def _lower_priority() -> None:
@@ -287,7 +304,9 @@ def _advance(batch: list[Synthesis]) -> list[tuple[Stream, Audio]]:
     engine = batch[0].engine
     fresh = [work for work in batch if work.stream is None]
     prepared = iter(
-        engine.prepare([(work.utterances[work.next_utterance], work.params) for work in fresh])
+        engine.prepare(
+            [batch_item(work.utterances[work.next_utterance], work.params) for work in fresh]
+        )
         if fresh
         else ()
     )

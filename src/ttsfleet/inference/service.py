@@ -140,7 +140,9 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
         speaker = engine.info.speakers.resolve(valid.voice, valid.speaker)
         # A full or draining pod says so before phonemizing: refusals stay instant under load.
         self._scheduler.check_room()
-        utterances = await asyncio.to_thread(engine.utterances, valid.text, valid.word_timestamps)
+        utterances = await asyncio.to_thread(
+            engine.utterances, valid.segments, valid.word_timestamps
+        )
         if not utterances:
             raise TTSError(grpc.StatusCode.INVALID_ARGUMENT, "text has nothing to speak")
         params = dataclasses.replace(engine.default_params(valid.speed), speaker=speaker)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate, pairwise
 
@@ -53,18 +53,16 @@ def text_words(text: str) -> list[str]:
     return [word for word in words if word]
 
 
-def owners(
-    words: Sequence[str], sentences: Sequence[Sequence[str]], phonemize: Callable[[str], str]
-) -> list[list[int]]:
+def owners(alone: Sequence[str], sentences: Sequence[Sequence[str]]) -> list[list[int]]:
     """For each phoneme of each sentence, the index of the word it speaks (-1: none).
 
-    `phonemize` gives one word's phonemes alone, as one string.
+    `alone[i]` is word i's phonemes when it is phonemized alone.
     """
     spoken = [phoneme for sentence in sentences for phoneme in sentence]
     expected: list[str] = []
     owner_of: list[int] = []
-    for index, word in enumerate(words):
-        phonemes = [ph for ph in phonemize(word) if ph not in _UNSOUNDED]
+    for index, word in enumerate(alone):
+        phonemes = [ph for ph in word if ph not in _UNSOUNDED]
         expected += [*phonemes, " "]
         owner_of += [index] * len(phonemes) + [-1]
     owner = [-1] * len(spoken)

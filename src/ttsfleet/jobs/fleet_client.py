@@ -71,7 +71,7 @@ class FleetClient:
     async def stream(self, request: tts_pb2.TTSRequest) -> AsyncGenerator[tts_pb2.AudioChunk, None]:
         """PCM16 chunks of the whole text in order, word times on its clock; gRPC errors pass
         through."""
-        pieces = list(enumerate(self.fanout.pieces(request.text)))
+        pieces = list(enumerate(self.fanout.pieces(request.text, request.text_format)))
         live = functools.partial(self._numbered_stream, request)
         clock = PieceClock()
         async with contextlib.aclosing(fan_out(pieces, live, self.fanout.parallel)) as chunks:
@@ -91,7 +91,7 @@ class FleetClient:
         Raises TTSError once a piece failed permanently or used up its attempts
         (`sink` may have had part of the audio by then: the caller discards it).
         """
-        pieces = list(enumerate(self.fanout.pieces(request.text)))
+        pieces = list(enumerate(self.fanout.pieces(request.text, request.text_format)))
         done = 0
         progress(done, len(pieces))
 

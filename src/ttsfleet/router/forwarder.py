@@ -64,6 +64,7 @@ class Inbound:
     encoding: tts_pb2.AudioEncoding
     sample_rate: int
     speed: float
+    text_format: tts_pb2.TextFormat
 
 
 def read_request(raw: bytes) -> Inbound:
@@ -76,6 +77,7 @@ def read_request(raw: bytes) -> Inbound:
         request.encoding,
         request.sample_rate,
         request.speed,
+        request.text_format,
     )
 
 
@@ -123,7 +125,7 @@ class Forwarder:
                 Code.INVALID_ARGUMENT,
                 f"text is {len(request.text)} characters; the limit is {limit}",
             )
-        return self.settings.fanout.pieces(request.text)
+        return self.settings.fanout.pieces(request.text, request.text_format)
 
     async def _unary(
         self, service: str, request: Inbound, context: grpc.aio.ServicerContext
