@@ -22,6 +22,7 @@ from lupa import lua51
 from ttsfleet.operator.apply import FIELD_MANAGER
 from ttsfleet.operator.status import Observed, Problem, pool_status
 from ttsfleet.operator.voice_status import VoiceReport, voice_status
+from ttsfleet.router.discovery.kubernetes import FIELD_MANAGER as ROUTER_FIELD_MANAGER
 from ttsfleet.voices.errors import VoiceSourceError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -260,5 +261,5 @@ def test_the_application_syncs_chart_and_fleet_and_ignores_scalers_fields() -> N
     assert all((ROOT / path).is_dir() for path in paths)
     (ignored,) = application["spec"]["ignoreDifferences"]
     assert (ignored["group"], ignored["kind"]) == ("ttsfleet.dev", "TTSPool")
-    assert FIELD_MANAGER in ignored["managedFieldsManagers"]
+    assert {FIELD_MANAGER, ROUTER_FIELD_MANAGER} <= set(ignored["managedFieldsManagers"])
     assert "RespectIgnoreDifferences=true" in application["spec"]["syncPolicy"]["syncOptions"]

@@ -14,7 +14,8 @@ PACKAGE = ROOT / "src" / "ttsfleet"
 COMPONENTS = ("proto", "inference", "router", "operator", "jobs", "gateway", "local", "mcp")
 # Beyond the kernel, what each component may import (DESIGN.md, "Layout"): the
 # gateway is the front door of jobs; the local fleet composes the others as a
-# cluster would, through their public entry points; the MCP server reads job
+# cluster would, through their public entry points (and reads its pods' load
+# reports through the contract, as the operator does); the MCP server reads job
 # records through the jobs backend's public interface.
 ALLOWED = {
     "proto": set(),
@@ -23,7 +24,7 @@ ALLOWED = {
     "operator": {"proto"},
     "jobs": {"proto"},
     "gateway": {"proto", "jobs"},
-    "local": {"router", "gateway"},
+    "local": {"proto", "router", "gateway"},
     "mcp": {"proto", "jobs"},
 }
 

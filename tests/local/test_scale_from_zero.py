@@ -98,6 +98,7 @@ async def test_the_first_request_after_zero_is_served(tmp_path: Path) -> None:
         assert 0 < metric(router, "ttsfleet_router_wake_seconds_sum", **pool) < WAKE_LIMIT_S
         assert metric(router, "ttsfleet_router_held_requests", **pool) == 0
         assert metric(router, "ttsfleet_router_held_audio_seconds", **pool) == 0
+        assert metric(router, "ttsfleet_router_pool_may_sleep", **pool) == 1
 
 
 async def test_held_requests_are_bounded_per_pool(tmp_path: Path) -> None:

@@ -152,3 +152,10 @@ async def test_demand_wakes_a_sleeping_pool_and_idleness_puts_it_back(
     cluster.wait(lambda: replicas(cluster, "english") == (0, 0), "asleep again", timeout=90)
     [down] = cluster.events("english", "ScaledDown")
     assert "1 -> 0 replicas: 0.0 s of audio queued on 1/1 reporting pods" in down.message
+    cluster.wait(
+        lambda: (
+            cluster.condition("english", "Ready").get("message")
+            == "the pool sleeps at zero replicas; its next request wakes it"
+        ),
+        "the status to say the pool sleeps",
+    )

@@ -421,6 +421,15 @@ def test_conditions(obs: Observed, expected: dict[str, tuple[str, str]]) -> None
     assert summary(obs) == expected
 
 
+def test_a_pool_at_zero_says_whether_it_sleeps_or_is_off() -> None:
+    at_zero = deployment(replicas=0, ready=0, updated=0)
+    off = conditions(observed(desired=0, deployment=at_zero))[0]
+    asleep = conditions(observed(desired=0, deployment=at_zero, sleeps=True))[0]
+    assert (off["reason"], asleep["reason"]) == ("ScaledToZero", "ScaledToZero")
+    assert off["message"] == "the pool has no replicas"
+    assert asleep["message"] == "the pool sleeps at zero replicas; its next request wakes it"
+
+
 def test_transition_time_moves_only_when_status_flips() -> None:
     first = merge_conditions([], [{"type": "Ready", "status": "False"}], generation=1, now="t1")
     same = merge_conditions(first, [{"type": "Ready", "status": "False"}], generation=2, now="t2")

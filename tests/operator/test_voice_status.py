@@ -145,3 +145,27 @@ def test_bad_voices_are_degraded_with_the_reason(
     assert conditions(body) == {"Ready": ("False", reason), "Degraded": ("True", reason)}
     printed = cluster.kubectl("get", "ttsv", "joe", "-o", "wide").stdout
     assert reason in printed
+
+
+def test_pool_pods_fetch_remote_voices_into_the_node_cache_and_mount_claims(
+    cluster: Cluster, operators: Callable[..., OperatorProcess], hub: Hub
+) -> None:
+    """The API server accepts the pods as the operator writes them for non-image voices."""
+    operators("--voice-cache-dir", "/var/cache/ttsfleet-voices", "--fetcher-image", "cp:test")
+    cluster.apply(ca_config_map(hub))
+    cluster.apply(hf_voice(hub, "joe"))
+    claim = {"volume": {"claimName": "voices", "path": "/en/ann.onnx"}}
+    cluster.apply(voice_yaml("ann", source=claim))
+    cluster.apply(pool_yaml("english", voices=["joe", "ann"]))
+    deployment = cluster.wait(lambda: cluster.deployment("english"), "the pool's Deployment")
+    pod = deployment.spec.template.spec
+    [init] = pod.init_containers
+    assert (init.image, init.command[:2]) == ("cp:test", ["ttsfleet", "fetch-voice"])
+    volumes = {v.name: v for v in pod.volumes}
+    assert volumes["voice-cache"].host_path.path == "/var/cache/ttsfleet-voices"
+    assert volumes["voice-ca-0"].config_map.name == "voice-ca"
+    pvc = volumes["voice-1"].persistent_volume_claim
+    assert (pvc.claim_name, pvc.read_only) == ("voices", True)
+    body = wait_checked(cluster, "ann", "True")
+    assert conditions(body)["Ready"] == ("True", "OnVolume")
+    assert body["status"]["pools"] == ["english"]

@@ -269,6 +269,11 @@ async def test_a_sleeping_pool_is_woken_with_only_the_routers_rules(
         await router.wake("night")  # awake already: the patch's test fails, quietly
         await router.wake("busy")
         assert (replicas("night"), replicas("busy")) == (1, 3)
+        night = custom.get_namespaced_custom_object(
+            "ttsfleet.dev", "v1alpha1", namespace, "ttspools", "night"
+        )
+        writers = {entry["manager"] for entry in night["metadata"]["managedFields"]}
+        assert discovery.FIELD_MANAGER in writers
     finally:
         api.close()
 

@@ -17,7 +17,12 @@ from typing import Any, cast
 
 import kopf
 
-from ttsfleet.manifests import ManifestError, pool_from_manifest, voice_from_manifest
+from ttsfleet.manifests import (
+    ManifestError,
+    autoscaling_from_manifest,
+    pool_from_manifest,
+    voice_from_manifest,
+)
 from ttsfleet.operator.apply import Api, ApiException, error_message
 from ttsfleet.operator.drift import differences
 from ttsfleet.operator.load import PodInfo
@@ -237,8 +242,9 @@ class Reconciler:
         if body is None:
             return
         name = body["metadata"]["name"]
+        spec = body.get("spec") or {}
         observed = Observed(
-            desired=int(body.get("spec", {}).get("replicas", 1)),
+            desired=int(spec.get("replicas", 1)),
             selector=selector_string(name),
             service=owned_name(name),
             deployment=deployment or views.deployment(key),
@@ -246,6 +252,7 @@ class Reconciler:
             load=state.load,
             config_hash=state.config_hash,
             last_scale_time=state.last_scale_time,
+            sleeps=autoscaling_from_manifest(spec.get("autoscaling") or {}).scales_from_zero,
         )
         previous = state.last_status or body.get("status") or {}
         generation = state.observed_generation

@@ -36,6 +36,8 @@ class Observed:
     load: LoadSample | None = None
     config_hash: str | None = None
     last_scale_time: str | None = None
+    # The pool may sleep at zero (autoscaling.minReplicas 0): at zero it is asleep, not off.
+    sleeps: bool = False
 
 
 def _condition(kind: str, status: bool, reason: str, message: str) -> dict[str, Any]:
@@ -95,7 +97,9 @@ def conditions(obs: Observed) -> list[dict[str, Any]]:
 
     counted = f"{ready}/{obs.desired} replicas ready"
     if obs.desired == 0:
-        ready_condition = _condition(READY, False, "ScaledToZero", "the pool has no replicas")
+        asleep = "the pool sleeps at zero replicas; its next request wakes it"
+        message = asleep if obs.sleeps else "the pool has no replicas"
+        ready_condition = _condition(READY, False, "ScaledToZero", message)
     elif complete and ready >= obs.desired:
         ready_condition = _condition(READY, True, "ReplicasReady", counted)
     else:

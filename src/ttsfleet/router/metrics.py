@@ -68,6 +68,13 @@ class RouterMetrics:
             ["pool"],
             registry=self.registry,
         )
+        self.pool_may_sleep = Gauge(
+            "ttsfleet_router_pool_may_sleep",
+            "1 for a pool that may sleep at zero pods (autoscaling.minReplicas 0): with no "
+            "ready pod it is asleep, not down, and its requests are held while it wakes.",
+            ["pool"],
+            registry=self.registry,
+        )
         self.held_requests = Gauge(
             "ttsfleet_router_held_requests",
             "Requests held while their pool wakes from zero pods.",

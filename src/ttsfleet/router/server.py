@@ -72,8 +72,10 @@ class RouterServer:
         for gone in self.datastore.apply(topology):
             self.metrics.forget(gone.pool, gone.address)
         self.metrics.pool_ready_pods.clear()
+        self.metrics.pool_may_sleep.clear()
         for name, pool in topology.pools.items():
             self.metrics.pool_ready_pods.labels(name).set(len(pool.addresses))
+            self.metrics.pool_may_sleep.labels(name).set(int(pool.scales_from_zero))
         self._load.sync()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:

@@ -43,6 +43,9 @@ REQUEST_SECONDS = 30
 FIRST_BACKOFF, MAX_BACKOFF = 0.5, 15.0
 GONE = 410
 UNPROCESSABLE = 422  # a JSON patch whose "test" failed
+# Who the API server records as the writer of a woken pool's replicas (GitOps
+# tools ignore fields that scalers own by this name: docs/gitops.md).
+FIELD_MANAGER = "ttsfleet-router"
 # Sets replicas to 1 only if they are 0: atomic, so routers waking the same
 # pool at once (or the autoscaler acting meanwhile) never undo each other.
 # A Scale's spec omits replicas when they are 0, so "0" reads as an empty spec.
@@ -255,6 +258,7 @@ class KubernetesDiscovery:
                 POOLS,
                 pool,
                 WAKE_PATCH,
+                field_manager=FIELD_MANAGER,
                 _content_type="application/json-patch+json",
                 _request_timeout=REQUEST_SECONDS,
             )
