@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -72,6 +73,11 @@ def is_ssml(text: str, text_format: tts_pb2.TextFormat) -> bool:
 
 def plain(text: str) -> list[Segment]:
     return [Segment((Part(text),))]
+
+
+def spoken_text(segments: Sequence[Segment]) -> str:
+    """The words of segments as one plain text (markup and pauses gone)."""
+    return " ".join(part.text.strip() for segment in segments for part in segment.parts).strip()
 
 
 def parse(text: str) -> list[Segment]:

@@ -49,7 +49,7 @@ def validate(
     if ssml.is_ssml(request.text, request.text_format):
         # Parsed as sent: cleaning first would move the line and column errors name.
         segments = [_cleaned(segment) for segment in ssml.parse(request.text)]
-        text = " ".join(part.text for segment in segments for part in segment.parts).strip()
+        text = ssml.spoken_text(segments)
     else:
         text = clean_text(request.text)
         segments = ssml.plain(text)

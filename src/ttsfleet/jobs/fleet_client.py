@@ -83,9 +83,10 @@ class FleetClient:
         self,
         request: tts_pb2.TTSRequest,
         progress: Callable[[int, int], None],
-        sink: Callable[[bytes], Awaitable[None]],
+        sink: Callable[[bytes, int], Awaitable[None]],
     ) -> int:
-        """Hands the whole text's PCM16 to `sink` in order, calling `progress(done, total)` as
+        """Hands the whole text's PCM16 (and its rate) to `sink` in order, calling
+        `progress(done, total)` as
         pieces finish; returns the sample rate. Only the pieces in flight are held in memory.
 
         Raises TTSError once a piece failed permanently or used up its attempts
@@ -106,7 +107,7 @@ class FleetClient:
         async for chunks in fan_out(pieces, whole, self.fanout.parallel):
             for chunk in chunks:
                 rates.add(chunk.sample_rate)
-                await sink(chunk.chunk)
+                await sink(chunk.chunk, chunk.sample_rate)
         if len(rates) != 1:
             raise TTSError(grpc.StatusCode.INTERNAL, f"pieces came at sample rates {rates}")
         return rates.pop()
