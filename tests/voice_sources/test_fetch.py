@@ -6,6 +6,7 @@ failure must say why in words an operator can act on.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -15,9 +16,12 @@ from pathlib import Path
 
 import pytest
 import voice_servers
+from multi_speaker_voice import SPEAKERS, build_voice
 from voice_servers import JOE_CONFIG, JOE_MODEL, JOE_SHA256, Hub
 
 from ttsfleet.manifests import ManifestError, VoiceSource, source_from_manifest
+from ttsfleet.operator.voice_status import VoiceReport, voice_status
+from ttsfleet.voices.config import VoiceConfig
 from ttsfleet.voices.errors import VoiceSourceError
 from ttsfleet.voices.fetch import Fetcher
 from ttsfleet.voices.s3 import S3Credentials
@@ -98,6 +102,19 @@ def test_read_timeout_fails_in_bounded_time(hub: Hub, tmp_path: Path) -> None:
         hub.stall_seconds = 0.0
     assert (caught.value.reason, caught.value.permanent) == ("Unreachable", False)
     assert "timed out" in caught.value.message.lower()
+
+
+def test_total_timeout_stops_a_trickling_download(hub: Hub, tmp_path: Path) -> None:
+    """Each piece arrives within the read timeout, but the whole takes too long."""
+    source = hf_source(hub, limits={"readTimeoutSeconds": 5, "totalTimeoutSeconds": 1})
+    hub.trickle_seconds = 0.3  # 1 MiB (one read of ours) takes 4.8 s: the watchdog cuts it
+    try:
+        with pytest.raises(VoiceSourceError, match="did not finish in time") as caught:
+            Fetcher(tmp_path, ca_file=str(hub.ca_file)).fetch(source)
+    finally:
+        hub.trickle_seconds = 0.0
+    assert (caught.value.reason, caught.value.permanent) == ("Timeout", False)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_unknown_ca_is_refused(hub: Hub, tmp_path: Path) -> None:
@@ -193,3 +210,20 @@ def test_fetch_voice_command(hub: Hub, tmp_path: Path) -> None:
 def test_bad_sources_are_refused_by_name(source: dict[str, object], message: str) -> None:
     with pytest.raises(ManifestError, match=message):
         source_from_manifest(source, "TTSVoice joe")
+
+
+def test_a_multi_speaker_voice_reports_its_speakers(hub: Hub, tmp_path: Path) -> None:
+    """The trio voice (three speakers, built from joe's graph) fetched and read for the status."""
+    model = build_voice(tmp_path / "trio")
+    sha256 = hashlib.sha256(model.read_bytes()).hexdigest()
+    config = model.with_name(model.name + ".json").read_bytes()
+    hub.publish("rhasspy/trio", "main", "trio.onnx", model.read_bytes(), config)
+    hf = {"endpoint": hub.url, "repo": "rhasspy/trio", "file": "trio.onnx"}
+    source = source_from_manifest({"huggingface": hf, "sha256": sha256}, "TTSVoice trio")
+    fetched = Fetcher(tmp_path / "cache", ca_file=str(hub.ca_file)).fetch(source)
+    read = VoiceConfig.read(fetched.config)
+    assert read.speakers == {name: index for index, name in enumerate(SPEAKERS)}
+    report = VoiceReport(fetched.resolved, "Verified", "ok", sha256, fetched.size, read)
+    status = voice_status(report, {}, generation=1, pools=[], now="2026-01-01T00:00:00Z")
+    assert status["speakerCount"] == len(SPEAKERS)
+    assert status["speakers"] == [{"name": n, "id": i} for i, n in enumerate(SPEAKERS)]

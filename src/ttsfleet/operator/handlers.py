@@ -29,6 +29,7 @@ from ttsfleet.operator.load import PodInfo
 from ttsfleet.operator.objects import MANAGED_BY, MANAGED_BY_LABEL
 from ttsfleet.operator.reconciler import Reconciler, Views
 from ttsfleet.operator.state import PoolKey, PoolStates
+from ttsfleet.operator.voice_status import verdict
 from ttsfleet.operator.voices import VOICE_CHECK, VoiceChecker
 
 # Resources the operator owns (plus their pods): watched with a server-side
@@ -122,18 +123,20 @@ def register(
         if type is not None:
             await voice_checker.refresh_pools(key[0], kwargs["voice_index"], kwargs["voice_users"])
 
-    voice_generations: dict[PoolKey, int | None] = {}
+    voice_versions: dict[PoolKey, tuple[int | None, str | None]] = {}
 
     @kopf.on.event(GROUP, VERSION, VOICES, id="voice_changed", registry=registry)
-    async def voice_changed(*, type: str | None, meta: kopf.Meta, **kwargs: Any) -> None:
-        """A voice appeared, changed or went: reconcile (and so roll) every pool serving it.
+    async def voice_changed(
+        *, type: str | None, meta: kopf.Meta, body: kopf.Body, **kwargs: Any
+    ) -> None:
+        """A voice appeared, went, or its check said something new: reconcile every pool serving it.
 
-        A status-only change (the voice check's own writes) changes no pool.
+        Other status changes (the check's retries, the voice's pools) change no pool.
         """
         key = _key(meta)
-        generation = None if type == "DELETED" else meta.get("generation")
-        changed = voice_generations.get(key) != generation
-        voice_generations[key] = generation
+        version = (None, None) if type == "DELETED" else (meta.get("generation"), verdict(body))
+        changed = voice_versions.get(key) != version
+        voice_versions[key] = version
         if type is None or not changed:
             return  # at start-up every pool reconciles anyway
         users: kopf.Index[PoolKey, str] = kwargs["voice_users"]

@@ -37,6 +37,7 @@ from ttsfleet.operator.objects import (
 )
 from ttsfleet.operator.state import Plan, PoolKey, PoolState, PoolStates
 from ttsfleet.operator.status import Observed, Problem, pool_status
+from ttsfleet.operator.voice_status import PENDING, verdict
 
 logger = logging.getLogger(__name__)
 
@@ -107,16 +108,22 @@ class Reconciler:
     def plan(self, body: Mapping[str, Any], views: Views) -> Plan:
         """The pool's desired objects, or why there can be none.
 
-        Built once per version of the pool and its voices: every owned
-        object's every event compares against it.
+        Built once per version of the pool and its voices (and what each
+        voice's check says): every owned object's every event compares
+        against it. While a voice's new spec awaits its check, the pool keeps
+        the plan it has, so an edited voice rolls the pods only once it
+        checked out.
         """
         meta = body["metadata"]
         namespace = meta["namespace"]
         voices = {
             n: views.voice((namespace, n)) for n in (body.get("spec") or {}).get("voices", [])
         }
-        version = (_version(body), *((n, _version(v)) for n, v in voices.items()))
+        verdicts = {n: verdict(v) for n, v in voices.items()}
+        version = (_version(body), *((n, _version(v), verdicts[n]) for n, v in voices.items()))
         state = self._states[(namespace, meta["name"])]
+        if state.plan is not None and PENDING in verdicts.values():
+            return state.plan[1]
         if state.plan is None or state.plan[0] != version:
             state.plan = (version, self._build(body, voices))
         return state.plan[1]
@@ -139,6 +146,14 @@ class Reconciler:
             resolved = [voice_from_manifest(voices[v] or {}) for v in pool.voices]
         except ManifestError as error:
             return Problem("InvalidVoice", str(error))
+        # A voice whose files failed their check would only fail in the pods:
+        # keep the pods as they are and say why.
+        degraded = [(n, m) for n, v in voices.items() if (m := verdict(v)) not in (None, PENDING)]
+        if degraded:
+            return Problem(
+                "VoiceDegraded",
+                "; ".join(f"TTSVoice {n} is Degraded ({m})" for n, m in degraded),
+            )
         return desired_objects(
             PoolRef.of(body), pool, resolved, self._image, self._tls_secret, self._fetching
         )

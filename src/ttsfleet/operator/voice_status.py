@@ -52,6 +52,28 @@ def _conditions(outcome: VoiceReport | VoiceSourceError | None) -> list[dict[str
     ]
 
 
+PENDING = "pending"
+
+
+def verdict(body: Mapping[str, Any] | None) -> str | None:
+    """What the voice's check says of its current spec, for the pools serving it.
+
+    None: checked and usable (or no such voice); PENDING: the current spec is
+    not checked yet; otherwise the Degraded reason and message.
+    """
+    if body is None:
+        return None
+    status = body.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    current = status.get("observedGeneration") == body.get("metadata", {}).get("generation")
+    degraded: Mapping[str, Any] = conditions.get("Degraded", {})
+    if current and degraded.get("status") == "True":
+        return f"{degraded.get('reason', 'Degraded')}: {degraded.get('message', '')}"
+    if not current or conditions.get("Ready", {}).get("status") != "True":
+        return PENDING
+    return None
+
+
 def sample_rate_problem(spec_rate: int, config: VoiceConfig | None) -> VoiceSourceError | None:
     """A deprecated spec.sampleRate that contradicts the voice file."""
     if not spec_rate or config is None or spec_rate == config.sample_rate:

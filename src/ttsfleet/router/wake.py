@@ -74,9 +74,9 @@ class WakeUps:
                 f"(the limit); retry later",
             )
         hold_for = self._settings.wake_hold_seconds
-        by_deadline = time_left is not None and time_left < hold_for
+        limit = hold_for if time_left is None else min(time_left, hold_for)
         started = time.monotonic()
-        give_up = started + (time_left if by_deadline and time_left is not None else hold_for)
+        give_up = started + limit
         self._count(pool, +1, audio_seconds)
         if pool not in self._began:
             self._began[pool] = started
@@ -89,16 +89,17 @@ class WakeUps:
             self._count(pool, -1, -audio_seconds)
             if not self._held.get(pool):
                 self._began.pop(pool, None)  # woken, or every request gave up
-        if by_deadline and not self._datastore.candidates(voice):
+        if self._datastore.candidates(voice):
+            return
+        if limit < hold_for:
             raise TTSError(
                 Code.DEADLINE_EXCEEDED,
                 f"the deadline ran out while pool {pool!r} was waking from zero",
             )
-        if not self._datastore.candidates(voice):
-            raise TTSError(
-                Code.UNAVAILABLE,
-                f"pool {pool!r} did not wake from zero within {hold_for:g} s; retry later",
-            )
+        raise TTSError(
+            Code.UNAVAILABLE,
+            f"pool {pool!r} did not wake from zero within {hold_for:g} s; retry later",
+        )
 
     async def _wait(self, pool: str, voice: str, give_up: float) -> None:
         """Signals demand now and every few seconds until a pod serves `voice` or time is up."""

@@ -1,9 +1,8 @@
-"""Saving a stream of bytes within a size cap and a deadline, hashing as it goes."""
+"""Saving a stream of bytes within a size cap, hashing as it goes."""
 
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +18,8 @@ class Saved:
     size: int
 
 
-def save(
-    chunks: Iterable[bytes], dest: Path, *, what: str, max_bytes: int, deadline: float
-) -> Saved:
-    """Writes `chunks` to `dest`, failing once they pass `max_bytes` or time.monotonic() passes `deadline`."""
+def save(chunks: Iterable[bytes], dest: Path, *, what: str, max_bytes: int) -> Saved:
+    """Writes `chunks` to `dest`, failing as soon as they pass `max_bytes`."""
     digest = hashlib.sha256()
     size = 0
     with dest.open("wb") as out:
@@ -33,10 +30,6 @@ def save(
                     "TooLarge",
                     f"{what} is larger than the limit of {max_bytes} bytes",
                     permanent=True,
-                )
-            if time.monotonic() > deadline:
-                raise VoiceSourceError(
-                    "Timeout", f"{what}: the download did not finish in time", permanent=False
                 )
             digest.update(chunk)
             out.write(chunk)

@@ -49,9 +49,11 @@ class Fetched:
 
 @dataclass(frozen=True)
 class _Remote:
+    """A located voice: its resolved name, and readers of its files given the fetch's deadline."""
+
     resolved: str
-    model: Callable[[], Iterator[bytes]]
-    config: Callable[[], Iterator[bytes]]
+    model: Callable[[float], Iterator[bytes]]
+    config: Callable[[float], Iterator[bytes]]
 
 
 class Fetcher:
@@ -89,11 +91,10 @@ class Fetcher:
         with pool_manager(limits, self._ca_file) as http:
             remote = self._locate(source, http)
             saved = save(
-                remote.model(),
+                remote.model(deadline),
                 staging / MODEL,
                 what=remote.resolved,
                 max_bytes=limits.max_bytes,
-                deadline=deadline,
             )
             if saved.sha256 != source.sha256:
                 raise VoiceSourceError(
@@ -103,11 +104,10 @@ class Fetcher:
                     permanent=True,
                 )
             save(
-                remote.config(),
+                remote.config(deadline),
                 staging / CONFIG,
                 what=f"the config of {remote.resolved}",
                 max_bytes=MAX_DOCUMENT_BYTES,
-                deadline=deadline,
             )
         VoiceConfig.read(staging / CONFIG)  # an unreadable config never enters the cache
         entry.parent.mkdir(parents=True, exist_ok=True)
@@ -127,19 +127,21 @@ class Fetcher:
             layers = registry.layers()
             return _Remote(
                 layers.resolved,
-                lambda: registry.blob(layers.model),
-                lambda: registry.blob(layers.config),
+                lambda deadline: registry.blob(layers.model, deadline),
+                lambda deadline: registry.blob(layers.config, deadline),
             )
         if source.s3 is not None:
             bucket, key = Bucket(http, source.s3, self._s3), source.s3.key
             return _Remote(
-                describe(source), lambda: bucket.read(key), lambda: bucket.read(key + ".json")
+                describe(source),
+                lambda deadline: bucket.read(key, deadline),
+                lambda deadline: bucket.read(key + ".json", deadline),
             )
         url = describe(source)
         return _Remote(
             url,
-            lambda: chunks(open_url(http, url), url),
-            lambda: chunks(open_url(http, url + ".json"), url + ".json"),
+            lambda deadline: chunks(open_url(http, url), url, deadline),
+            lambda deadline: chunks(open_url(http, url + ".json"), url + ".json", deadline),
         )
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -54,14 +57,42 @@ def open_url(
     return response
 
 
-def chunks(response: urllib3.BaseHTTPResponse, what: str) -> Iterator[bytes]:
-    """The body in chunks; a stalled or dropped connection is a transient error."""
+def chunks(
+    response: urllib3.BaseHTTPResponse, what: str, deadline: float | None = None
+) -> Iterator[bytes]:
+    """The body in chunks; a stalled or dropped connection is a transient error.
+
+    With a `deadline` (time.monotonic()), a watchdog shuts the socket when it
+    passes, so even a server that drips a byte within every read timeout
+    cannot hold the download past it.
+    """
+    watchdog = None
+    if deadline is not None:
+        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _cut, (response,))
+        watchdog.daemon = True
+        watchdog.start()
     try:
         yield from response.stream(CHUNK_BYTES)
-    except urllib3.exceptions.HTTPError as error:
-        raise VoiceSourceError("Unreachable", f"{what}: {error}", permanent=False) from error
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        if not _passed(deadline):
+            raise VoiceSourceError("Unreachable", f"{what}: {error}", permanent=False) from error
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         response.release_conn()
+    if _passed(deadline):  # the body may have been cut short
+        raise VoiceSourceError(
+            "Timeout", f"{what}: the download did not finish in time", permanent=False
+        )
+
+
+def _passed(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def _cut(response: urllib3.BaseHTTPResponse) -> None:
+    with contextlib.suppress(ValueError, RuntimeError, OSError):
+        response.shutdown()
 
 
 def read_json(response: urllib3.BaseHTTPResponse, what: str) -> Any:

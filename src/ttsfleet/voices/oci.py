@@ -95,9 +95,9 @@ class Registry:
             config=titled[models[0] + ".json"],
         )
 
-    def blob(self, digest: str) -> Iterator[bytes]:
+    def blob(self, digest: str, deadline: float) -> Iterator[bytes]:
         url = f"{self._base}/blobs/{digest}"
-        return chunks(self._get(url, {}), f"blob {url}")
+        return chunks(self._get(url, {}), f"blob {url}", deadline)
 
     def _get(self, url: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
         """GET, answering one Bearer challenge with an anonymous token."""

@@ -49,7 +49,7 @@ class Bucket:
             http_client=http,
         )
 
-    def read(self, key: str) -> Iterator[bytes]:
+    def read(self, key: str, deadline: float) -> Iterator[bytes]:
         what = f"s3://{self._source.bucket}/{key}"
         try:
             response = self._client.get_object(self._source.bucket, key)
@@ -69,4 +69,4 @@ class Bucket:
             ) from error
         except (MinioException, urllib3.exceptions.HTTPError) as error:
             raise VoiceSourceError("Unreachable", f"{what}: {error}", permanent=False) from error
-        return chunks(response, what)
+        return chunks(response, what, deadline)
