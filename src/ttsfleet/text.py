@@ -15,11 +15,18 @@ MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
 # Seconds of speech per character, generously: the joe voice speaks prose at
 # 0.05-0.06 and number-heavy text at up to 0.105 (numbers are spelt out).
 SECONDS_PER_CHARACTER_BOUND = 0.08
+# And typically: prose, where a request's length matters for picking its pod.
+SECONDS_PER_CHARACTER = 0.055
 
 
 def speech_seconds_bound(text: str, speed: float) -> float:
     """About the most speech a text makes, known before phonemizing it (for size limits)."""
     return len(text) * SECONDS_PER_CHARACTER_BOUND / speed
+
+
+def speech_seconds_estimate(text: str, speed: float) -> float:
+    """About how much speech a text makes, known before phonemizing it (for picking a pod)."""
+    return len(text) * SECONDS_PER_CHARACTER / speed
 
 
 def clean_text(text: str) -> str:

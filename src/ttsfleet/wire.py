@@ -8,6 +8,7 @@ the same descriptors here, so a renamed service cannot split them.
 from __future__ import annotations
 
 import argparse
+import enum
 import re
 import uuid
 from dataclasses import dataclass
@@ -25,6 +26,14 @@ SAMPLE_RATE_KEY = "x-tts-sample-rate"
 # load from the traffic it already carries.
 QUEUE_DEPTH_KEY = "x-ttsfleet-queue-depth"
 IN_FLIGHT_KEY = "x-ttsfleet-in-flight"
+# A request's priority class ("interactive" or "batch"), for callers that cannot
+# set the field; the router passes the class it settled on to the pod this way.
+PRIORITY_KEY = "x-ttsfleet-priority"
+# Who the caller is, for fair shares within a class: the gateway sends the API
+# key's tenant; the router passes it (or its own name for the caller) to the pod.
+TENANT_KEY = "x-ttsfleet-tenant"
+# Trailing metadata of a refusal for load: seconds after which a retry may succeed.
+RETRY_AFTER_KEY = "retry-after"
 
 # The health-check service a pod's liveness probe asks: NOT_SERVING once its
 # engine has had work and finished no step for a while (a hung engine), where
@@ -54,6 +63,54 @@ def request_id(given: str, header: str | None) -> str:
             f"request_id must be 1-{MAX_REQUEST_ID_LENGTH} printable ASCII characters without spaces",
         )
     return value
+
+
+class Priority(enum.StrEnum):
+    """A request's class: who waits on it. The value is its metadata and metric label."""
+
+    INTERACTIVE = "interactive"
+    BATCH = "batch"
+
+    @property
+    def field(self) -> tts_pb2.Priority:
+        """The TTSRequest.priority value of this class."""
+        if self is Priority.BATCH:
+            return tts_pb2.PRIORITY_BATCH
+        return tts_pb2.PRIORITY_INTERACTIVE
+
+
+def priority(given: int, header: str | None) -> Priority:
+    """The request's class: the field first, then x-ttsfleet-priority metadata, else interactive."""
+    if given == tts_pb2.PRIORITY_BATCH:
+        return Priority.BATCH
+    if given not in (tts_pb2.PRIORITY_UNSPECIFIED, tts_pb2.PRIORITY_INTERACTIVE):
+        raise TTSError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"priority {given} is not a Priority (1: interactive, 2: batch)",
+            field="priority",
+        )
+    if given or not header:
+        return Priority.INTERACTIVE
+    try:
+        return Priority(header.strip().lower())
+    except ValueError:
+        raise TTSError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{PRIORITY_KEY} {header!r} is not one of: interactive, batch",
+            field=PRIORITY_KEY,
+        ) from None
+
+
+def tenant(header: str | None) -> str:
+    """The caller's tenant from x-ttsfleet-tenant metadata ("" when none), checked like an id."""
+    if header and (len(header) > MAX_REQUEST_ID_LENGTH or not _REQUEST_ID.match(header)):
+        raise TTSError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{TENANT_KEY} must be 1-{MAX_REQUEST_ID_LENGTH} printable ASCII characters "
+            "without spaces",
+            field=TENANT_KEY,
+        )
+    return header or ""
 
 
 def add_router_access_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,4 @@
-"""Router benchmark: pass-through cost, and queue-aware against round-robin picking.
+"""Router benchmark: pass-through cost, and the pickers side by side on uneven pods.
 
 Run: python tests/bench/bench_router.py [--rounds N] [--requests N]
 
@@ -6,7 +6,10 @@ Run: python tests/bench/bench_router.py [--rounds N] [--requests N]
    from a fast fake engine: direct to the pod, through a bare grpc.aio
    pass-through proxy, and through the router (one pod behind each).
 2. Latency over four pods where one is three times slower: the router with
-   power-of-two-choices against the same router with round-robin.
+   each picker (finish-time, the default; power-of-two on queue depth;
+   round-robin).
+3. The same over four even pods, one stopped from outside two thirds of the
+   time (SIGSTOP 0.2 s, SIGCONT 0.1 s, in turns, while the load runs).
 
 Pods, proxy and routers are separate processes on 127.0.0.1, as in a
 deployment; the load comes from this process. Rounds alternate between the
@@ -30,6 +33,7 @@ import grpc
 
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
+from throttle import throttled  # noqa: E402
 from timed_fleet import Child, child_process, pod_process, words  # noqa: E402
 
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc  # noqa: E402
@@ -43,6 +47,7 @@ STREAM = "/TTSService/StreamSynthesize"
 UNEVEN_STEPS = (0.02, 0.02, 0.02, 0.06)
 UNEVEN_BATCH = 4
 UNEVEN_CHUNKS = 10
+PICKERS = ("finish-time", "power-of-two", "round-robin")
 
 
 # --- the processes -------------------------------------------------------------------------
@@ -174,16 +179,18 @@ async def pass_through(rounds: int, per_client: int) -> dict[str, Series]:
         return await alternate(targets, rounds, per_client, TEXT)
 
 
-async def uneven_pods(rounds: int, per_client: int) -> dict[str, Series]:
+async def uneven_pods(
+    rounds: int, per_client: int, steps: Sequence[float], stop_last: bool
+) -> dict[str, Series]:
+    """Every picker in front of the same pods; with `stop_last`, the last pod is stopped
+    two thirds of the time while the load runs."""
     async with contextlib.AsyncExitStack() as stack:
-        pods = [
-            await stack.enter_async_context(pod_process(step, UNEVEN_BATCH))
-            for step in UNEVEN_STEPS
-        ]
+        pods = [await stack.enter_async_context(pod_process(step, UNEVEN_BATCH)) for step in steps]
         targets = {
-            picker: await stack.enter_async_context(router(pods, picker))
-            for picker in ("power-of-two", "round-robin")
+            picker: await stack.enter_async_context(router(pods, picker)) for picker in PICKERS
         }
+        if stop_last:
+            stack.enter_context(throttled(pods[-1].process.pid))
         return await alternate(targets, rounds, per_client, words(UNEVEN_CHUNKS))
 
 
@@ -200,7 +207,9 @@ def ms(seconds: float) -> str:
 
 async def bench(rounds: int, per_client: int) -> None:
     passing = await pass_through(rounds, per_client)
-    uneven = await uneven_pods(rounds, max(per_client // 2, 4))
+    few = max(per_client // 2, 4)
+    uneven = await uneven_pods(rounds, few, UNEVEN_STEPS, stop_last=False)
+    stopped = await uneven_pods(rounds, few, (UNEVEN_STEPS[0],) * 4, stop_last=True)
     proxy = passing["bare grpc.aio proxy"]
     throughput = lambda run: run.streams_per_second  # noqa: E731
     print(
@@ -221,29 +230,41 @@ async def bench(rounds: int, per_client: int) -> None:
             ],
         )
     )
-    robin = uneven["round-robin"]
-    print(
-        table(
-            f"\nUneven pods: four pods, one three times slower; {CONCURRENCY} concurrent streams "
-            f"of {UNEVEN_CHUNKS} chunks, {rounds} rounds",
-            ["picker", "p50 ms", "p99 ms", "p99 vs round-robin", "streams/s"],
-            [
-                [
-                    name,
-                    ms(series.latency(50)),
-                    ms(series.latency(99)),
-                    f"{series.latency(99) / robin.latency(99):.2f}",
-                    f"{series.streams_per_second:.0f}",
-                ]
-                for name, series in uneven.items()
-            ],
-        )
-    )
+    for title, series_by_picker in (
+        ("four pods, one three times slower", uneven),
+        ("four even pods, one stopped 2/3 of the time (SIGSTOP/SIGCONT)", stopped),
+    ):
+        print(picker_table(title, series_by_picker, rounds))
     print(
         f"\nrouter / bare proxy throughput: {passing['router'].ratio(proxy, throughput):.2f}"
         " (target >= 0.90)"
-        "\nqueue-aware p99 / round-robin p99: "
-        f"{uneven['power-of-two'].latency(99) / robin.latency(99):.2f} (target <= 0.50)"
+    )
+    for name, series_by_picker in (("slower pod", uneven), ("stopped pod", stopped)):
+        finish, queue = series_by_picker["finish-time"], series_by_picker["power-of-two"]
+        robin = series_by_picker["round-robin"]
+        print(
+            f"{name}: finish-time p99 / power-of-two p99 "
+            f"{finish.latency(99) / queue.latency(99):.2f}, / round-robin p99 "
+            f"{finish.latency(99) / robin.latency(99):.2f}"
+        )
+
+
+def picker_table(title: str, series_by_picker: dict[str, Series], rounds: int) -> str:
+    robin = series_by_picker["round-robin"]
+    return table(
+        f"\nPickers: {title}; {CONCURRENCY} concurrent streams of {UNEVEN_CHUNKS} chunks, "
+        f"{rounds} rounds",
+        ["picker", "p50 ms", "p99 ms", "p99 vs round-robin", "streams/s"],
+        [
+            [
+                name,
+                ms(series.latency(50)),
+                ms(series.latency(99)),
+                f"{series.latency(99) / robin.latency(99):.2f}",
+                f"{series.streams_per_second:.0f}",
+            ]
+            for name, series in series_by_picker.items()
+        ],
     )
 
 

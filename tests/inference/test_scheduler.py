@@ -16,6 +16,9 @@ from ttsfleet.audio import Audio
 from ttsfleet.errors import TTSError
 from ttsfleet.inference.engine import Stream, Utterance
 from ttsfleet.inference.scheduler import DONE, Scheduler, Synthesis
+from ttsfleet.wire import Priority
+
+BATCH = Priority.BATCH
 
 
 class RecordingEngine(TimedEngine):
@@ -56,10 +59,18 @@ class RecordingEngine(TimedEngine):
         ]
 
 
-def request(engine: TimedEngine, first: int, count: int) -> Synthesis:
+def request(
+    engine: TimedEngine,
+    first: int,
+    count: int,
+    priority: Priority = Priority.INTERACTIVE,
+    tenant: str = "",
+) -> Synthesis:
     """A request of `count` utterances numbered from `first`."""
     utterances = [Utterance((first + i,)) for i in range(count)]
-    return Synthesis(engine, utterances, engine.default_params(1.0))
+    return Synthesis(
+        engine, utterances, engine.default_params(1.0), priority=priority, tenant=tenant
+    )
 
 
 async def audio_of(work: Synthesis) -> list[float] | BaseException:
@@ -218,3 +229,60 @@ async def test_a_cancelled_request_leaves_the_queue_and_gets_no_more_work() -> N
     async with running(scheduler):
         assert await asyncio.wait_for(audio_of(kept), 10) == [0.0, 1.0, 2.0]
     assert all(batch[0] < 100 for batch in engine.batches)
+
+
+async def test_an_interactive_request_goes_ahead_of_queued_batch_work() -> None:
+    """A pod busy with batch work, more waiting: a person's request is heard before them."""
+    engine = RecordingEngine(max_batch_size=1, windows=2, step_seconds=0.02)
+    scheduler = Scheduler(queue_limit=16, max_batch_size=1, max_wait_s=0.0)
+    batch = [request(engine, 100 * n, 2, BATCH) for n in range(1, 4)]
+    interactive = request(engine, 0, 1)
+    async with running(scheduler):
+        for work in batch:
+            scheduler.submit(work)
+        listeners = [asyncio.create_task(audio_of(work)) for work in batch]
+        await until(lambda: len(engine.batches) >= 1)  # the first batch request is running
+        scheduler.submit(interactive)
+        assert await asyncio.wait_for(audio_of(interactive), 10) == [0.0, 0.01]
+        await asyncio.wait_for(asyncio.gather(*listeners), 10)
+    order = [batch[0] for batch in engine.batches]
+    # The two later batch requests had not started when the interactive one ended.
+    assert order.index(0) < order.index(200) and order.index(0) < order.index(300)
+
+
+async def test_batch_work_completes_under_a_steady_interactive_stream() -> None:
+    """Interactive work enough for sixty steps, queued ahead: batch still gets one step in four."""
+    engine = RecordingEngine(max_batch_size=1, windows=2)
+    scheduler = Scheduler(queue_limit=64, max_batch_size=1, max_wait_s=0.0)
+    interactive = [request(engine, 10 * n, 1) for n in range(30)]
+    batch = request(engine, 1000, 3, BATCH)
+    for work in [*interactive, batch]:
+        scheduler.submit(work)
+    assert (scheduler.load.queue_depth, scheduler.load.batch_queue_depth) == (31, 1)
+    async with running(scheduler):
+        heard = await asyncio.wait_for(asyncio.gather(*map(audio_of, [batch, *interactive])), 10)
+    assert heard[0] == [1000.0, 1000.01, 1001.0, 1001.01, 1002.0, 1002.01]
+    order = [batch[0] for batch in engine.batches]
+    batch_done = order.index(1002) + 1
+    # Its six steps came at least one in four of the second lane's (whose steps
+    # alternate with the first lane's), long before the interactive work ran out.
+    assert batch_done <= 2 * 4 * 6 <= len(order) - 10
+
+
+async def test_tenants_of_one_class_take_turns() -> None:
+    """Tenant a queues four requests, then tenant b two: the engine takes them a, b, a, b, a, a."""
+    engine = RecordingEngine(max_batch_size=1)
+    scheduler = Scheduler(queue_limit=16, max_batch_size=1, max_wait_s=0.0)
+    works = [request(engine, n, 1, tenant="a") for n in range(4)]
+    works += [request(engine, 100 + n, 1, tenant="b") for n in range(2)]
+    await hear(scheduler, *works)
+    assert [batch[0] for batch in engine.batches] == [0, 100, 1, 101, 2, 3]
+
+
+async def test_the_load_reports_the_measured_speed() -> None:
+    """Steps of 50 ms making 20 ms of audio each: the pod speaks at about 0.4x real time."""
+    engine = RecordingEngine(max_batch_size=1, step_seconds=0.05)
+    scheduler = Scheduler(queue_limit=16, max_batch_size=1, max_wait_s=0.0)
+    assert scheduler.load.audio_seconds_per_second == 0  # not measured yet
+    await hear(scheduler, request(engine, 0, 12))
+    assert 0.2 < scheduler.load.audio_seconds_per_second <= 0.4

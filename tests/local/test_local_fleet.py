@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +14,8 @@ import grpc
 import pytest
 import yaml
 from audio_checks import assert_speech, read_wav
+from local_processes import TTSFLEET, Fleet, children, running_fleet, wait_for
+from timed_fleet import free_port
 
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 
@@ -24,63 +23,13 @@ pytestmark = pytest.mark.voice  # the real Piper voice
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"
-TTSFLEET = [sys.executable, "-m", "ttsfleet.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _children(pid: int) -> list[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return [int(p) for p in f.read().split()]
-
-
-def _wait_for(predicate: object, what: str, limit: float = 180) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + limit
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-class Fleet:
-    def __init__(self, process: subprocess.Popen[str], port: int, log: Path) -> None:
-        self.process, self.port, self.log = process, port, log
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.log.read_text()
 
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    port = _free_port()
     log = tmp_path_factory.mktemp("fleet") / "fleet.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [*TTSFLEET, "up", "-f", str(QUICKSTART), "--port", str(port), "--log-format", "json"],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    running = Fleet(process, port, log)
-    try:
-        _wait_for(
-            lambda: "ttsfleet is listening" in running.output() or process.poll() is not None,
-            "the fleet to start",
-        )
-        assert process.poll() is None, running.output()
+    with running_fleet(["-f", str(QUICKSTART)], log) as running:
         yield running
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            process.wait(60)
 
 
 def test_up_prints_where_it_listens(fleet: Fleet) -> None:
@@ -117,18 +66,17 @@ def test_serves_concurrent_clients(fleet: Fleet) -> None:
 
 
 def test_a_dead_worker_is_restarted(fleet: Fleet) -> None:
-    workers = _children(fleet.process.pid)
+    workers = children(fleet.process.pid)
     assert len(workers) == 2
     os.kill(workers[0], signal.SIGKILL)
-    _wait_for(lambda: "restarting" in fleet.output(), "the restart to be logged")
-    _wait_for(
+    wait_for(lambda: "restarting" in fleet.output(), "the restart to be logged")
+    wait_for(
         lambda: (
-            len(_children(fleet.process.pid)) == 2
-            and workers[0] not in _children(fleet.process.pid)
+            len(children(fleet.process.pid)) == 2 and workers[0] not in children(fleet.process.pid)
         ),
         "a new worker",
     )
-    _wait_for(
+    wait_for(
         lambda: fleet.output().count("inference server listening") >= 3, "the new worker to serve"
     )
     with grpc.insecure_channel(fleet.address) as channel:
@@ -144,16 +92,16 @@ def test_a_sleeping_pool_starts_its_pod_on_the_first_request(tmp_path: Path) -> 
     pool["spec"]["autoscaling"] = {"enabled": True, "minReplicas": 0, "maxReplicas": 1}
     manifests = tmp_path / "sleepy.yaml"
     manifests.write_text(yaml.safe_dump_all([voice, pool]))
-    port, log = _free_port(), tmp_path / "fleet.log"
+    port, log = free_port(), tmp_path / "fleet.log"
     with log.open("w") as sink:
         process = subprocess.Popen(
             [*TTSFLEET, "up", "-f", str(manifests), "--port", str(port), "--log-format", "json"],
             stdout=sink, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
     try:
-        _wait_for(lambda: "ttsfleet is listening" in log.read_text(), "the fleet to start")
+        wait_for(lambda: "ttsfleet is listening" in log.read_text(), "the fleet to start")
         assert "pool english: asleep" in log.read_text()
-        assert _children(process.pid) == []
+        assert children(process.pid) == []
         text = "Good morning, sleepy pool."
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             answer = tts_pb2_grpc.TTSServiceStub(channel).Synthesize(
@@ -161,7 +109,7 @@ def test_a_sleeping_pool_starts_its_pod_on_the_first_request(tmp_path: Path) -> 
             )
         rate, samples = read_wav(answer.audio)
         assert_speech(samples, rate, text)
-        assert len(_children(process.pid)) == 1
+        assert len(children(process.pid)) == 1
         records = [json.loads(line) for line in log.read_text().splitlines() if line[:1] == "{"]
         held = [r for r in records if r["message"] == "holding request while its pool wakes"]
         assert [r.get("request_id") for r in held] == ["first-of-the-day"]
@@ -171,7 +119,7 @@ def test_a_sleeping_pool_starts_its_pod_on_the_first_request(tmp_path: Path) -> 
 
 
 def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [*TTSFLEET, "up", "-f", str(QUICKSTART), "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -182,7 +130,7 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
         lines.append(line)
         if "ttsfleet is listening" in line:
             break
-    workers = _children(process.pid)
+    workers = children(process.pid)
     process.send_signal(signal.SIGINT)
     assert process.wait(90) == 0, "".join(lines)
     for pid in workers:

@@ -7,7 +7,15 @@ from collections import Counter
 from typing import Any
 
 from ttsfleet.router.endpoints import Candidate
-from ttsfleet.router.picker import PowerOfTwoChoices, RoundRobin, turn
+from ttsfleet.router.latency import PeakEwma
+from ttsfleet.router.picker import (
+    FinishTime,
+    PowerOfTwoChoices,
+    RoundRobin,
+    fallback_speed,
+    predicted_finish,
+    turn,
+)
 from ttsfleet.router.saturation import saturated
 
 STALE_AFTER = 2.0
@@ -68,7 +76,7 @@ def test_score_adds_pod_queue_and_router_in_flight() -> None:
 def test_power_of_two_never_picks_the_most_loaded_of_several() -> None:
     picker = PowerOfTwoChoices(random.Random(7))
     candidates = [pod(str(depth), queue_depth=depth) for depth in range(5)]
-    picks = Counter(picker.choose(candidates).address for _ in range(2000))
+    picks = Counter(picker.choose(candidates, 1.0).address for _ in range(2000))
     assert "4" not in picks
     # The least loaded wins every pair it is in: most often chosen.
     assert picks.most_common(1)[0][0] == "0"
@@ -79,17 +87,17 @@ def test_power_of_two_never_picks_the_most_loaded_of_several() -> None:
 def test_power_of_two_between_two_takes_the_lower_score() -> None:
     picker = PowerOfTwoChoices(random.Random(1))
     candidates = [pod("busy", router_in_flight=3), pod("quiet", router_in_flight=1)]
-    assert {picker.choose(candidates).address for _ in range(50)} == {"quiet"}
+    assert {picker.choose(candidates, 1.0).address for _ in range(50)} == {"quiet"}
 
 
 def test_power_of_two_with_one_candidate() -> None:
-    assert PowerOfTwoChoices().choose([pod("only")]).address == "only"
+    assert PowerOfTwoChoices().choose([pod("only")], 1.0).address == "only"
 
 
 def test_round_robin_ignores_load() -> None:
     picker = RoundRobin()
     candidates = [pod("a", queue_depth=7), pod("b"), pod("c")]
-    assert [picker.choose(candidates).address for _ in range(6)] == list("abcabc")
+    assert [picker.choose(candidates, 1.0).address for _ in range(6)] == list("abcabc")
 
 
 def test_saturated_when_every_fresh_pod_is_full() -> None:
@@ -107,3 +115,84 @@ def test_not_saturated_without_fresh_reports_or_known_capacity() -> None:
 def test_draining_and_ejected_pods_do_not_count_as_capacity() -> None:
     candidates = [pod("a", queue_depth=8), pod("b", draining=True), pod("c", ejected=True)]
     assert saturated(candidates, STALE_AFTER)
+
+
+def test_batch_requests_count_a_half_full_pod_as_full() -> None:
+    """Batch work is shed at half the queue while interactive work still gets in."""
+    candidates = [pod("a", queue_depth=4), pod("b", queue_depth=5)]
+    assert addresses(turn(candidates, STALE_AFTER)) == {"a", "b"}
+    assert turn(candidates, STALE_AFTER, room_share=0.5) == []
+    assert saturated(candidates, STALE_AFTER, room_share=0.5)
+    assert not saturated(candidates, STALE_AFTER)
+    assert addresses(turn([*candidates, pod("c", queue_depth=3)], STALE_AFTER, 0.5)) == {"c"}
+
+
+def test_a_slow_pod_with_a_short_queue_loses_to_a_fast_pod_with_a_longer_one() -> None:
+    """Two seconds of audio at 1x beats one second at a third of the speed; queue depth says
+    the opposite."""
+    slow = pod("slow", queue_depth=1, queued_audio_seconds=1.0, audio_seconds_per_second=1 / 3)
+    fast = pod("fast", queue_depth=2, queued_audio_seconds=2.0, audio_seconds_per_second=1.0)
+    assert predicted_finish(slow, 0.5, 1.0) == 4.5
+    assert predicted_finish(fast, 0.5, 1.0) == 2.5
+    picker = FinishTime()
+    assert {picker.choose([slow, fast], 0.5).address for _ in range(10)} == {"fast"}
+    assert {PowerOfTwoChoices().choose([slow, fast], 0.5).address for _ in range(10)} == {"slow"}
+
+
+def test_the_request_length_and_unreported_sends_count() -> None:
+    """A long request goes where it finishes first; audio sent since a report is counted."""
+    quick = pod("quick", queued_audio_seconds=3.0, audio_seconds_per_second=3.0)
+    idle_slow = pod("idle-slow", audio_seconds_per_second=1.0)
+    picker = FinishTime()
+    assert picker.choose([quick, idle_slow], 0.5).address == "idle-slow"  # 0.5 s vs 1.17 s
+    assert picker.choose([quick, idle_slow], 30.0).address == "quick"  # 11 s vs 30 s
+    sent = pod("idle-slow", audio_seconds_per_second=1.0, unreported_audio_seconds=2.0)
+    assert picker.choose([quick, sent], 0.5).address == "quick"
+
+
+def test_a_pod_without_a_measured_speed_is_assumed_average() -> None:
+    measured = [pod("a", audio_seconds_per_second=2.0), pod("b", audio_seconds_per_second=4.0)]
+    assert fallback_speed([*measured, pod("new")]) == 3.0
+    assert fallback_speed([pod("new")]) == 1.0
+    assert predicted_finish(pod("new", queued_audio_seconds=3.0), 0.0, 3.0) == 1.0
+
+
+def test_an_idle_even_fleet_takes_turns() -> None:
+    picker = FinishTime()
+    candidates = [pod("a"), pod("b"), pod("c")]
+    assert sorted(picker.choose(candidates, 1.0).address for _ in range(6)) == list("aabbcc")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_pod_whose_first_audio_slows_is_penalized_then_recovers() -> None:
+    """Peak-EWMA: one slow answer counts at once; later fast ones (or none) wear it off."""
+    clock = Clock()
+    first_audio = PeakEwma(decay_seconds=5.0, clock=clock)
+    for _ in range(5):
+        clock.now += 0.5
+        first_audio.observe(0.05)
+    assert first_audio.seconds < 0.06
+    clock.now += 0.5
+    first_audio.observe(2.0)  # stalled: a two-second wait for first audio
+    assert first_audio.seconds == 2.0
+    # The spiked pod holds less work than the other, and is avoided all the same.
+    spiked = pod("spiked", first_audio_seconds=first_audio.seconds, queued_audio_seconds=1.0)
+    steady = pod("steady", first_audio_seconds=0.05, queued_audio_seconds=1.5)
+    assert FinishTime().choose([spiked, steady], 1.0).address == "steady"
+    for _ in range(30):  # fifteen seconds of fast answers again
+        clock.now += 0.5
+        first_audio.observe(0.05)
+    assert first_audio.seconds < 0.2
+    recovered = pod("spiked", first_audio_seconds=first_audio.seconds, queued_audio_seconds=1.0)
+    assert FinishTime().choose([steady, recovered], 1.0).address == "spiked"
+    clock.now += 30  # and with no answers at all it decays, so the pod is tried again
+    first_audio.observe(3.0)
+    clock.now += 30
+    assert first_audio.seconds < 0.01

@@ -1,10 +1,12 @@
 """Who is calling and whether they may, now: API keys, per-caller rate limits, body size.
 
-Keys come from a file (a mounted Secret), one `TENANT KEY` pair per line;
-the file is looked at again at most every second and re-read when it
+Keys come from a file (a mounted Secret), one `TENANT KEY [CLASS]` line per
+key; the file is looked at again at most every second and re-read when it
 changed, so keys rotate without a restart (add the new key, move callers,
 remove the old one). Keys are kept only as SHA-256 digests. Without a key
 file the gateway is open and every caller is the tenant "" (the local fleet).
+CLASS (`interactive`, the default, or `batch`) is the priority class of the
+key's speech requests; jobs are always batch.
 
 The tenant a key names is the caller's identity everywhere after: on its
 jobs, in its idempotency keys, in its limits and on every log line.
@@ -30,6 +32,7 @@ from ttsfleet.errors import TTSError
 from ttsfleet.gateway.errors import error_response
 from ttsfleet.jobs.metrics import JobMetrics
 from ttsfleet.reloading import ReloadingFile
+from ttsfleet.wire import Priority
 
 log = logging.getLogger(__name__)
 
@@ -50,30 +53,42 @@ def credential(authorization: str | None, api_key: str | None) -> str:
     return (api_key or "").strip()
 
 
-def parse_api_keys(text: str) -> dict[bytes, str]:
-    """`TENANT KEY` lines as {key digest: tenant}; a file with none is refused."""
-    tenants: dict[bytes, str] = {}
+@dataclass(frozen=True)
+class Caller:
+    """Who a key belongs to, and the priority class of its speech requests."""
+
+    tenant: str
+    priority: Priority = Priority.INTERACTIVE
+
+
+def parse_api_keys(text: str) -> dict[bytes, Caller]:
+    """`TENANT KEY [CLASS]` lines as {key digest: caller}; a file with none is refused."""
+    callers: dict[bytes, Caller] = {}
     for number, line in enumerate(text.splitlines(), 1):
         words = line.split("#", 1)[0].split()
         if not words:
             continue
-        if len(words) != 2:
-            log.error("API key file: line %d is not `TENANT KEY`; skipped", number)
+        classes = [p.value for p in Priority]
+        if len(words) not in (2, 3) or (len(words) == 3 and words[2] not in classes):
+            log.error(
+                "API key file: line %d is not `TENANT KEY [%s]`; skipped", number, "|".join(classes)
+            )
             continue
-        tenants[_digest(words[1])] = words[0]
-    if not tenants:
-        raise ValueError("the API key file holds no keys (one `TENANT KEY` per line)")
-    return tenants
+        priority = Priority(words[2]) if len(words) == 3 else Priority.INTERACTIVE
+        callers[_digest(words[1])] = Caller(words[0], priority)
+    if not callers:
+        raise ValueError("the API key file holds no keys (one `TENANT KEY [CLASS]` per line)")
+    return callers
 
 
 class ApiKeys:
-    """The key file's tenants by key digest, re-read when the file changes."""
+    """The key file's callers by key digest, re-read when the file changes."""
 
     def __init__(self, path: Path, check_seconds: float = 1.0) -> None:
         self._file = ReloadingFile(path, parse_api_keys, check_seconds)
 
-    def tenant(self, key: str) -> str | None:
-        """The tenant `key` belongs to, or None."""
+    def caller(self, key: str) -> Caller | None:
+        """Who `key` belongs to, or None."""
         return self._file.current().get(_digest(key)) if key else None
 
 
@@ -118,10 +133,10 @@ class Gatekeeper:
         self.metrics = metrics
         self.rejected = metrics.rejected
 
-    def admit(self, key: str) -> str:
-        tenant = ""
+    def admit(self, key: str) -> Caller:
+        caller = Caller("")
         if self.keys is not None:
-            found = self.keys.tenant(key)
+            found = self.keys.caller(key)
             if found is None:
                 self.rejected.labels("unauthenticated").inc()
                 what = "an unknown API key" if key else "no API key"
@@ -129,19 +144,20 @@ class Gatekeeper:
                     Code.UNAUTHENTICATED,
                     f"{what}: send `Authorization: Bearer KEY` (or X-API-Key)",
                 )
-            tenant = found
+            caller = found
         try:
-            self.limit.take(tenant)
+            self.limit.take(caller.tenant)
         except TTSError:
             self.rejected.labels("rate").inc()
             raise
-        logs.tenant.set(tenant)
-        return tenant
+        logs.tenant.set(caller.tenant)
+        return caller
 
     def grpc_tenant(self, context: grpc.aio.ServicerContext) -> str:
-        """`admit` for a gRPC call, from its metadata."""
+        """`admit` for a gRPC call, from its metadata: the caller's tenant."""
         metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
-        return self.admit(credential(metadata.get("authorization"), metadata.get("x-api-key")))
+        key = credential(metadata.get("authorization"), metadata.get("x-api-key"))
+        return self.admit(key).tenant
 
 
 Scope = MutableMapping[str, Any]
@@ -155,7 +171,7 @@ class GatekeeperMiddleware:
     is refused (413) at once, then the caller is admitted (401, 429), then the body is read,
     up to the limit (413 as soon as it is over), and handed on.
 
-    The tenant goes to `request.state.tenant` for the routes.
+    The caller goes to `request.state.caller` for the routes.
     """
 
     def __init__(self, app: Any, gatekeeper: Gatekeeper, max_body_bytes: int) -> None:
@@ -173,7 +189,7 @@ class GatekeeperMiddleware:
             if length.isdigit() and int(length) > self.max_body:
                 raise self._too_large()
             key = credential(headers.get("authorization"), headers.get("x-api-key"))
-            scope.setdefault("state", {})["tenant"] = self.gatekeeper.admit(key)
+            scope.setdefault("state", {})["caller"] = self.gatekeeper.admit(key)
             body = await self._body(receive)
         except TTSError as error:
             await error_response(error)(scope, receive, send)

@@ -34,7 +34,7 @@ def _service(request: Request) -> JobService:
 
 
 def _tenant(request: Request) -> str:
-    tenant: str = request.state.tenant
+    tenant: str = request.state.caller.tenant
     return tenant
 
 

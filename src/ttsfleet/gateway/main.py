@@ -36,7 +36,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add(
         "--api-keys-file",
         type=Path,
-        help="`TENANT KEY` per line (a mounted Secret, re-read on change); without it, no auth",
+        help="`TENANT KEY [interactive|batch]` per line (a mounted Secret, re-read on change); without it, no auth",
     )
     add("--rate", type=float, default=50.0, help="requests a second per caller (0: no limit)")
     add("--rate-burst", type=int, default=100, help="requests a caller may make at once")

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ttsfleet import codecs
 from ttsfleet.errors import TTSError
+from ttsfleet.gateway.auth import Caller
 from ttsfleet.gateway.errors import responses
 from ttsfleet.gateway.openai_voices import VoiceMap
 from ttsfleet.gateway.schemas import SpeechRequest, SpeechWithWords, SpokenWord
@@ -78,6 +79,7 @@ async def create_speech(body: SpeechRequest, request: Request) -> Response:
     slots: StreamSlots = request.app.state.speech_slots
     voices: VoiceMap = request.app.state.openai_voices
     codec = codecs.BY_NAME[body.response_format]
+    caller: Caller = request.state.caller
     slots.take()
     stream = fleet.stream(
         tts_pb2.TTSRequest(
@@ -90,7 +92,9 @@ async def create_speech(body: SpeechRequest, request: Request) -> Response:
             request_id=request.headers.get("x-request-id", ""),
             word_timestamps=body.word_timestamps,
             word_phonemes=body.word_phonemes,
-        )
+            priority=caller.priority.field,
+        ),
+        tenant=caller.tenant,
     )
     try:
         first = await anext(stream)

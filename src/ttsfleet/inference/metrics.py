@@ -60,6 +60,24 @@ class InferenceMetrics:
             "Seconds of audio accepted and not yet made (predicted from the phonemes).",
             registry=self.registry,
         )
+        self.class_queue_depth = Gauge(
+            "ttsfleet_inference_class_queue_depth",
+            "Requests waiting for the engine, by priority class (interactive, batch).",
+            ["priority"],
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "ttsfleet_inference_queue_wait_seconds",
+            "Time a request waited in the queue before the engine took it, by priority class.",
+            ["priority"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.audio_seconds_per_second = Gauge(
+            "ttsfleet_inference_audio_seconds_per_second",
+            "The pod's measured speed: audio-seconds made per second of engine time, smoothed.",
+            registry=self.registry,
+        )
         self.batch_size = Histogram(
             "ttsfleet_inference_batch_size",
             "Streams decoded together in one engine step (one window each).",

@@ -15,12 +15,22 @@ Two lanes, one engine thread each, share the active set:
   next sentence when one ends), up to `max_batch_size` per step, the
   requests taking turns when more are started than a step takes.
 A request is in exactly one lane: the second takes it after its first step.
+
+Priorities (see `waiting_room`): interactive requests are admitted before
+batch ones, and each lane's batch puts interactive requests first, except
+that batch work gets at least one turn in every `batch_share`. Interactive
+requests are admitted while fewer than `max_batch_size` interactive ones are
+in flight, however many batch ones are (those then wait their turn at window
+boundaries: a burst of jobs never holds a person's request in the queue);
+batch requests only while the active set has room, or when none is in flight.
+When an interactive newcomer is about to be started, the second lane holds
+back one step of batch work, so the newcomer's first window does not share
+the cores with it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import contextlib
 import os
@@ -41,7 +51,10 @@ from ttsfleet.inference.engine import (
     VoiceEngine,
     batch_item,
 )
+from ttsfleet.inference.speedometer import Speedometer
+from ttsfleet.inference.waiting_room import WaitingRoom
 from ttsfleet.inference.words import WordTime, word_times
+from ttsfleet.wire import Priority
 
 # A synthesis's output queue carries audio pieces, then one of these. With
 # word timings asked for, an utterance's word times come before its audio.
@@ -50,6 +63,8 @@ Output = Audio | tuple[WordTime, ...] | BaseException | None
 # Added to the second lane thread's niceness: at 10, Linux gives a contending
 # thread of niceness 0 about nine tenths of a shared core.
 _REST_LANE_NICENESS = 10
+# Batch work gets at least one in this many admissions and steps while interactive work waits.
+BATCH_SHARE = 4
 
 
 @dataclass(eq=False)
@@ -59,7 +74,12 @@ class Synthesis:
     engine: VoiceEngine
     utterances: list[Utterance]
     params: SynthesisParams
+    priority: Priority = Priority.INTERACTIVE
+    # Whose request it is: requests of one class are admitted tenant by tenant in turn.
+    tenant: str = ""
     output: asyncio.Queue[Output] = field(default_factory=asyncio.Queue)
+    # When it was queued (monotonic): the wait until admission is a metric.
+    queued_at: float = field(default_factory=time.monotonic)
     next_utterance: int = 0
     # The utterance being decoded; None until the next one is prepared.
     stream: Stream | None = None
@@ -87,6 +107,9 @@ class Load:
     queue_capacity: int
     draining: bool
     queued_audio_seconds: float
+    # Of queue_depth, the batch requests.
+    batch_queue_depth: int
+    audio_seconds_per_second: float
 
 
 class Scheduler:
@@ -98,13 +121,20 @@ class Scheduler:
         max_batch_size: int,
         max_wait_s: float,
         on_batch: Callable[[int], None] = lambda size: None,
+        on_admit: Callable[[Synthesis], None] = lambda work: None,
+        batch_share: int = BATCH_SHARE,
     ) -> None:
         self._limit = queue_limit
         self._max_batch = max_batch_size
         self._max_wait = max_wait_s
         self._on_batch = on_batch
-        self._waiting: collections.deque[Synthesis] = collections.deque()
+        self._on_admit = on_admit
+        self._batch_share = batch_share
+        self._waiting: WaitingRoom[Synthesis] = WaitingRoom(batch_share)
         self._active: list[Synthesis] = []
+        # Per lane: steps in a row that passed over ready batch work.
+        self._batch_passed_over = [0, 0]
+        self._speed = Speedometer()
         # One event per lane (newcomers, started), set whenever it may have work.
         self._wakeups = (asyncio.Event(), asyncio.Event())
         # Set and replaced on every change: waiters hold the event of their moment.
@@ -137,6 +167,8 @@ class Scheduler:
             queued_audio_seconds=sum(
                 work.pending_seconds for work in (*self._waiting, *self._active)
             ),
+            batch_queue_depth=self._waiting.count(Priority.BATCH),
+            audio_seconds_per_second=self._speed.audio_seconds_per_second,
         )
 
     def check_room(self) -> None:
@@ -153,14 +185,14 @@ class Scheduler:
         self.check_room()
         if self.idle:
             self._progress_at = time.monotonic()
-        self._waiting.append(synthesis)
+        synthesis.queued_at = time.monotonic()
+        self._waiting.add(synthesis)
         self._wake()
         self._notify()
 
     def cancel(self, synthesis: Synthesis) -> None:
         """Forgets a synthesis whose caller has gone away; its remaining work is skipped."""
-        with contextlib.suppress(ValueError):
-            self._waiting.remove(synthesis)
+        self._waiting.remove(synthesis)
         with contextlib.suppress(ValueError):
             self._active.remove(synthesis)
         self._wake()  # room for a waiting request
@@ -197,7 +229,9 @@ class Scheduler:
                 executor.shutdown(wait=False, cancel_futures=True)
 
     async def _lane(self, newcomers: bool) -> None:
-        wakeup = self._wakeups[0 if newcomers else 1]
+        lane = 0 if newcomers else 1
+        wakeup = self._wakeups[lane]
+        held_back = False
         while True:
             self._admit()
             batch = self._pick(newcomers)
@@ -207,21 +241,61 @@ class Scheduler:
                 continue
             if newcomers:
                 batch = await self._gather(batch)
-            await self._step(batch, self._executors[0 if newcomers else 1])
+            elif not held_back and self._yields_to_newcomer(batch):
+                held_back = True
+                wakeup.clear()
+                await wakeup.wait()  # until the first lane's step ends (or other news)
+                continue
+            held_back = False
+            self._count_turn(lane, batch)
+            await self._step(batch, self._executors[lane])
+
+    def _open_classes(self) -> list[Priority]:
+        """The classes that may be admitted now (see the module's docstring)."""
+        interactive = sum(1 for work in self._active if work.priority is Priority.INTERACTIVE)
+        open_classes = []
+        if interactive < self._max_batch:
+            open_classes.append(Priority.INTERACTIVE)
+        if len(self._active) < self._max_batch or interactive == len(self._active):
+            open_classes.append(Priority.BATCH)
+        return open_classes
 
     def _admit(self) -> None:
         admitted = False
-        while self._waiting and len(self._active) < self._max_batch:
-            self._active.append(self._waiting.popleft())
+        while (work := self._waiting.pop(self._open_classes())) is not None:
+            self._active.append(work)
+            self._on_admit(work)
             admitted = True
         if admitted:
             self._notify()
 
+    def _yields_to_newcomer(self, batch: list[Synthesis]) -> bool:
+        """Whether a step of batch work only should wait while an interactive newcomer starts."""
+        return all(work.priority is Priority.BATCH for work in batch) and any(
+            work.priority is Priority.INTERACTIVE and not work.started for work in self._active
+        )
+
+    def _count_turn(self, lane: int, batch: list[Synthesis]) -> None:
+        """Counts the lane's steps that passed over ready batch work (see `_pick`)."""
+        newcomers = lane == 0
+        if any(work.priority is Priority.BATCH for work in batch):
+            self._batch_passed_over[lane] = 0
+        elif any(
+            work.priority is Priority.BATCH and work.started != newcomers for work in self._active
+        ):
+            self._batch_passed_over[lane] += 1
+
     def _pick(self, newcomers: bool) -> list[Synthesis]:
-        """The lane's next batch: requests of one voice, in turn order, up to the batch size."""
+        """The lane's next batch: requests of one voice, up to the batch size.
+
+        Interactive requests first, batch ones first when batch work has been
+        passed over `batch_share - 1` steps in a row; in turn order within a class.
+        """
         ready = [work for work in self._active if work.started != newcomers]
         if not ready:
             return []
+        batch_first = self._batch_passed_over[0 if newcomers else 1] >= self._batch_share - 1
+        ready.sort(key=lambda work: (work.priority is Priority.BATCH) != batch_first)
         engine = ready[0].engine
         same = [work for work in ready if work.engine is engine]
         return same[: self._batch_limit(engine)]
@@ -248,9 +322,11 @@ class Scheduler:
         self._on_batch(len(batch))
         fresh = {work for work in batch if work.stream is None}
         loop = asyncio.get_running_loop()
+        self._speed.step_started()
         try:
             results = await loop.run_in_executor(executor, _advance, batch)
         except Exception as error:  # the engine failed: every request in the batch learns why
+            self._speed.step_ended(0.0)
             self._progress_at = time.monotonic()
             for synthesis in batch:
                 synthesis.output.put_nowait(error)
@@ -258,6 +334,7 @@ class Scheduler:
             return
         self._progress_at = time.monotonic()
         rate = batch[0].engine.info.sample_rate
+        self._speed.step_ended(sum(piece.size for _, piece in results) / rate)
         for synthesis, (stream, piece) in zip(batch, results, strict=True):
             if synthesis not in self._active:
                 continue  # cancelled during the step

@@ -17,7 +17,7 @@ from ttsfleet import tracing, wire
 from ttsfleet.inference.engine import VoiceEngine
 from ttsfleet.inference.engines.registry import load_engine
 from ttsfleet.inference.metrics import InferenceMetrics
-from ttsfleet.inference.scheduler import Scheduler
+from ttsfleet.inference.scheduler import Scheduler, Synthesis
 from ttsfleet.inference.service import LoadReporterService, SynthesisService, add_to_server
 from ttsfleet.manifests import PodConfig
 from ttsfleet.tls import TLSFiles, server_credentials
@@ -61,6 +61,7 @@ class InferenceServer:
             max_batch_size=config.batching.max_batch_size,
             max_wait_s=config.batching.max_wait_ms / 1000,
             on_batch=self.metrics.batch_size.observe,
+            on_admit=self._admitted,
         )
         self._config = config
         self._engines = engines
@@ -123,6 +124,9 @@ class InferenceServer:
         for name in ("", *self._service_names):
             await self._health.set(name, status)
 
+    def _admitted(self, work: Synthesis) -> None:
+        self.metrics.queue_wait.labels(work.priority).observe(time.monotonic() - work.queued_at)
+
     async def _track_load(self) -> None:
         """Keeps the load gauges and the liveness check current (at least once a second)."""
         live = True
@@ -131,6 +135,12 @@ class InferenceServer:
             self.metrics.queue_depth.set(load.queue_depth)
             self.metrics.in_flight.set(load.in_flight)
             self.metrics.queued_audio_seconds.set(load.queued_audio_seconds)
+            self.metrics.audio_seconds_per_second.set(load.audio_seconds_per_second)
+            batch = self.metrics.class_queue_depth.labels(wire.Priority.BATCH)
+            batch.set(load.batch_queue_depth)
+            self.metrics.class_queue_depth.labels(wire.Priority.INTERACTIVE).set(
+                load.queue_depth - load.batch_queue_depth
+            )
             stalled = self.scheduler.stalled_for()
             if live != (stalled < self._stall_seconds):
                 live = not live

@@ -25,6 +25,7 @@ from ttsfleet.inference.validation import ValidRequest, validate
 from ttsfleet.inference.word_clock import WordClock
 from ttsfleet.manifests import PodConfig
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc, ttsfleet_v1_pb2, ttsfleet_v1_pb2_grpc
+from ttsfleet.rollouts import voice_revision
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +118,13 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
         if code is not grpc.StatusCode.OK:
             await context.abort(code, message)
 
-    def _check(self, request: tts_pb2.TTSRequest, streaming: bool) -> ValidRequest:
+    def _check(
+        self, request: tts_pb2.TTSRequest, context: grpc.aio.ServicerContext, streaming: bool
+    ) -> ValidRequest:
         return validate(
             request,
+            priority=wire.priority(request.priority, wire.header(context, wire.PRIORITY_KEY)),
+            tenant=wire.tenant(wire.header(context, wire.TENANT_KEY)),
             streaming=streaming,
             voices=self._engines.keys(),
             default_voice=self._config.default_voice,
@@ -146,7 +151,7 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
         if not utterances:
             raise TTSError(grpc.StatusCode.INVALID_ARGUMENT, "text has nothing to speak")
         params = dataclasses.replace(engine.default_params(valid.speed), speaker=speaker)
-        work = Synthesis(engine, utterances, params)
+        work = Synthesis(engine, utterances, params, priority=valid.priority, tenant=valid.tenant)
         native = engine.info.sample_rate
         rate = valid.codec.rate(valid.sample_rate, native)
         if unary:
@@ -192,7 +197,7 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
         self, request: tts_pb2.TTSRequest, context: grpc.aio.ServicerContext
     ) -> tts_pb2.TTSResponse:
         async with self._call("Synthesize", request, context) as call:
-            valid = self._check(request, streaming=False)
+            valid = self._check(request, context, streaming=False)
             pieces: list[bytes] = []
             words: list[tts_pb2.WordTiming] = []
             async for pcm, _, new_words in self._pcm(valid, call, unary=True):
@@ -215,7 +220,7 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
         self, request: tts_pb2.TTSRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[tts_pb2.AudioChunk]:
         async with self._call("StreamSynthesize", request, context) as call:
-            valid = self._check(request, streaming=True)
+            valid = self._check(request, context, streaming=True)
             sent_metadata = False
             pcm = self._pcm(valid, call, unary=False)
             async for data, rate, words in codecs.encode_stream(pcm, valid.codec):
@@ -229,6 +234,7 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
     async def ListVoices(
         self, request: tts_pb2.ListVoicesRequest, context: grpc.aio.ServicerContext
     ) -> tts_pb2.ListVoicesResponse:
+        revisions = {voice.name: voice_revision(voice) for voice in self._config.voices}
         return tts_pb2.ListVoicesResponse(
             voices=[
                 tts_pb2.Voice(
@@ -236,6 +242,7 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
                     language=engine.info.language,
                     sample_rate=engine.info.sample_rate,
                     engine=engine.info.engine,
+                    revision=revisions.get(name, ""),
                     speakers=[
                         tts_pb2.Speaker(name=speaker.name, id=speaker.id)
                         for speaker in engine.info.speakers.table
@@ -261,6 +268,8 @@ class LoadReporterService(ttsfleet_v1_pb2_grpc.LoadReporterServicer):
             queue_capacity=load.queue_capacity,
             draining=load.draining,
             queued_audio_seconds=load.queued_audio_seconds,
+            audio_seconds_per_second=load.audio_seconds_per_second,
+            batch_queue_depth=load.batch_queue_depth,
         )
 
     async def WatchLoad(

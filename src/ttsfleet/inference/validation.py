@@ -17,6 +17,7 @@ from ttsfleet.codecs import Codec, codec
 from ttsfleet.errors import TTSError
 from ttsfleet.proto import tts_pb2
 from ttsfleet.text import MAX_SAMPLE_RATE, MAX_SPEED, MIN_SAMPLE_RATE, MIN_SPEED, clean_text
+from ttsfleet.wire import Priority
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class ValidRequest:
     speed: float
     sample_rate: int  # 0: the codec's or the voice's own
     codec: Codec
+    priority: Priority
+    tenant: str
     speaker: str = ""  # a name or decimal id, resolved against the voice's speakers
     # Word timings; asking for the words' phonemes asks for their timings too.
     word_timestamps: bool = False
@@ -36,6 +39,8 @@ class ValidRequest:
 def validate(
     request: tts_pb2.TTSRequest,
     *,
+    priority: Priority,
+    tenant: str,
     streaming: bool,
     voices: Collection[str],
     default_voice: str,
@@ -79,6 +84,8 @@ def validate(
         speed=speed,
         sample_rate=rate,
         codec=chosen,
+        priority=priority,
+        tenant=tenant,
         speaker=request.speaker.strip(),
         word_timestamps=request.word_timestamps or request.word_phonemes,
         word_phonemes=request.word_phonemes,

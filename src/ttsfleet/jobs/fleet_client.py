@@ -68,11 +68,17 @@ class FleetClient:
         )
         return voices
 
-    async def stream(self, request: tts_pb2.TTSRequest) -> AsyncGenerator[tts_pb2.AudioChunk, None]:
+    async def stream(
+        self, request: tts_pb2.TTSRequest, tenant: str = ""
+    ) -> AsyncGenerator[tts_pb2.AudioChunk, None]:
         """PCM16 chunks of the whole text in order, word times on its clock; gRPC errors pass
-        through."""
+        through.
+
+        `tenant` names the caller to the fleet, whose pods share capacity fairly
+        between tenants.
+        """
         pieces = list(enumerate(self.fanout.pieces(request.text, request.text_format)))
-        live = functools.partial(self._numbered_stream, request)
+        live = functools.partial(self._numbered_stream, request, tenant)
         clock = PieceClock()
         async with contextlib.aclosing(fan_out(pieces, live, self.fanout.parallel)) as chunks:
             async for index, chunk in chunks:
@@ -84,6 +90,7 @@ class FleetClient:
         request: tts_pb2.TTSRequest,
         progress: Callable[[int, int], None],
         sink: Callable[[bytes, int], Awaitable[None]],
+        tenant: str = "",
     ) -> int:
         """Hands the whole text's PCM16 (and its rate) to `sink` in order, calling
         `progress(done, total)` as
@@ -98,7 +105,7 @@ class FleetClient:
 
         async def whole(piece: NumberedPiece) -> AsyncIterator[list[tts_pb2.AudioChunk]]:
             nonlocal done
-            chunks = await self._piece_with_retries(request, piece)
+            chunks = await self._piece_with_retries(request, tenant, piece)
             done += 1
             progress(done, len(pieces))
             yield chunks
@@ -113,11 +120,11 @@ class FleetClient:
         return rates.pop()
 
     async def _piece_with_retries(
-        self, template: tts_pb2.TTSRequest, piece: NumberedPiece
+        self, template: tts_pb2.TTSRequest, tenant: str, piece: NumberedPiece
     ) -> list[tts_pb2.AudioChunk]:
         for attempt in range(1, self.retry.piece_attempts + 1):
             try:
-                return [chunk async for chunk in self._piece_stream(template, piece)]
+                return [chunk async for chunk in self._piece_stream(template, tenant, piece)]
             except grpc.aio.AioRpcError as error:
                 failure = TTSError.from_rpc(error)
                 if failure.permanent or attempt == self.retry.piece_attempts:
@@ -131,13 +138,13 @@ class FleetClient:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _numbered_stream(
-        self, template: tts_pb2.TTSRequest, piece: NumberedPiece
+        self, template: tts_pb2.TTSRequest, tenant: str, piece: NumberedPiece
     ) -> AsyncIterator[tuple[int, tts_pb2.AudioChunk]]:
-        async for chunk in self._piece_stream(template, piece):
+        async for chunk in self._piece_stream(template, tenant, piece):
             yield piece[0], chunk
 
     async def _piece_stream(
-        self, template: tts_pb2.TTSRequest, piece: NumberedPiece
+        self, template: tts_pb2.TTSRequest, tenant: str, piece: NumberedPiece
     ) -> AsyncIterator[tts_pb2.AudioChunk]:
         index, text = piece
         request = tts_pb2.TTSRequest()
@@ -146,7 +153,8 @@ class FleetClient:
         request.encoding = tts_pb2.AUDIO_ENCODING_PCM16
         if template.request_id:
             request.request_id = f"{template.request_id}.{index}"
-        call = self._stub.StreamSynthesize(request, timeout=self._timeout, metadata=self._metadata)
+        metadata = (*self._metadata, (wire.TENANT_KEY, tenant)) if tenant else self._metadata
+        call = self._stub.StreamSynthesize(request, timeout=self._timeout, metadata=metadata)
         try:
             async for chunk in call:
                 yield chunk

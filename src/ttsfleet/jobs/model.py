@@ -163,6 +163,7 @@ class JobSpec:
             text_format=cast(tts_pb2.TextFormat, self.text_format),
             speed=self.speed,
             request_id=request_id,
+            priority=tts_pb2.PRIORITY_BATCH,  # nobody waits on each piece of a job
         )
 
     def to_json(self) -> str:

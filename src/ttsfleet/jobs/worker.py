@@ -291,7 +291,9 @@ class Worker:
         if wav:
             await writer.write(bytes(WAV_HEADER_BYTES))  # the real one once the size is known
         request = claim.job.spec.request(request_id=claim.job.id)
-        work = asyncio.ensure_future(self.fleet.synthesize(request, update, sink))
+        work = asyncio.ensure_future(
+            self.fleet.synthesize(request, update, sink, claim.job.spec.tenant)
+        )
         try:
             while not work.done():
                 await asyncio.wait((work,), timeout=self._heartbeat)

@@ -60,7 +60,7 @@ class Catalog:
         """The voices one pod of `pool` describes; none when no pod can answer."""
         candidates = [c for c in self._datastore.candidates("") if c.pool == pool]
         turn = picking.turn(candidates, self._stale_after)
-        endpoint = self._datastore.get(self._picker.choose(turn).address) if turn else None
+        endpoint = self._datastore.get(self._picker.choose(turn, 0.0).address) if turn else None
         if endpoint is None:
             return []
         call = endpoint.channel.unary_unary(

@@ -12,6 +12,10 @@ at sentences and its pieces forwarded to several pods at once
 the client gets the pieces' audio in order. Pieces are streamed as PCM16
 and the router encodes the joined audio as the caller asked; a unary
 request too long for one answer is refused before any piece is sent.
+
+Every upstream call carries the request's priority class and its caller
+(tenant) as metadata, so the pod can order its queue; batch requests are
+shed first when the pool is saturated (`batch_room_share`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -33,7 +39,8 @@ from ttsfleet.errors import POD_FAULTS, RETRY_ON_ANOTHER_POD, TTSError
 from ttsfleet.pieces import fan_out
 from ttsfleet.proto import tts_pb2
 from ttsfleet.router import picker as picking
-from ttsfleet.router.endpoints import Datastore, Endpoint
+from ttsfleet.router import revisions
+from ttsfleet.router.endpoints import Candidate, Datastore, Endpoint
 from ttsfleet.router.metrics import RouterMetrics
 from ttsfleet.router.piece_requests import (
     encoded_chunks,
@@ -43,8 +50,10 @@ from ttsfleet.router.piece_requests import (
     retimed,
 )
 from ttsfleet.router.saturation import saturated
+from ttsfleet.router.security import caller_name
 from ttsfleet.router.settings import RouterSettings
 from ttsfleet.router.wake import WakeUps
+from ttsfleet.wire import Priority
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +73,7 @@ class Inbound:
     encoding: tts_pb2.AudioEncoding
     sample_rate: int
     speed: float
+    priority: int  # the field, as sent (see wire.priority)
     text_format: tts_pb2.TextFormat
 
 
@@ -77,6 +87,7 @@ def read_request(raw: bytes) -> Inbound:
         request.encoding,
         request.sample_rate,
         request.speed,
+        request.priority,
         request.text_format,
     )
 
@@ -102,6 +113,8 @@ class Forwarder:
         self.metrics = metrics
         self.settings = settings
         self._picker = picker
+        self._draw = random.Random()  # canary splits: one draw per pick
+        self._picks = itertools.count(1)
         self._wake_ups = wake_ups or WakeUps(datastore, metrics, settings, None)
 
     def method_handlers(self, service: str) -> dict[str, grpc.RpcMethodHandler]:
@@ -155,7 +168,7 @@ class Forwarder:
                 await exchange.deliver(None, {})
                 return response
             return await self._unary_tries(
-                f"/{service}/Synthesize", exchange, _Tries(exchange.payload), send_headers=True
+                f"/{service}/Synthesize", exchange, exchange.whole(), send_headers=True
             )
         raise AssertionError("unreachable: an exchange ends with a response or an abort")
 
@@ -191,7 +204,7 @@ class Forwarder:
                         await exchange.deliver(None, {wire.SAMPLE_RATE_KEY: str(rate)})
                     yield chunk
                 return
-            tries = _Tries(exchange.payload)
+            tries = exchange.whole()
             async for chunk in self._stream_tries(path, exchange, tries, send_headers=True):
                 yield chunk
 
@@ -210,6 +223,7 @@ class Forwarder:
                     async for chunk in call:
                         if not tries.audio_sent:
                             tries.audio_sent = True
+                            self.datastore.first_audio(endpoint, time.monotonic() - tries.sent_at)
                             if send_headers:
                                 await exchange.deliver(endpoint, await call.initial_metadata())
                         yield chunk
@@ -222,7 +236,10 @@ class Forwarder:
     ) -> AsyncIterator[tuple[int, bytes]]:
         """One numbered piece of a long text, streamed as PCM16 with retries of its own."""
         index, text = piece
-        tries = _Tries(piece_request(exchange.piece_template, text, sample_rate))
+        tries = _Tries(
+            piece_request(exchange.piece_template, text, sample_rate),
+            exchange.audio_estimate(text),
+        )
         async for chunk in self._stream_tries(path, exchange, tries, send_headers=False):
             yield index, chunk
 
@@ -230,14 +247,16 @@ class Forwarder:
         self,
         voice: str,
         tried: Sequence[str],
+        priority: Priority,
+        audio_seconds: float,
         time_left: float | None = None,
-        audio_seconds: float = 0.0,
-    ) -> Endpoint:
+    ) -> tuple[Endpoint, float]:
         """Picks a pod for `voice`, waiting briefly for room if allowed; raises TTSError.
 
-        A request for a pool asleep at zero pods is held while the pool wakes
-        (`wake.py`), within `time_left` (the caller's deadline); `audio_seconds` is the
-        request's predicted audio, shown as the held demand.
+        Returns the pod and the time it is predicted to take (`picker.predicted_finish`)
+        for a request of `audio_seconds`. A request for a pool asleep at zero pods is
+        held while the pool wakes (`wake.py`), within `time_left` (the caller's
+        deadline); its `audio_seconds` are shown as the held demand.
         """
         store = self.datastore
         if voice and voice not in store.voices:
@@ -247,29 +266,68 @@ class Forwarder:
                 Code.NOT_FOUND,
                 f"unknown voice {voice!r}; this fleet serves: {', '.join(sorted(store.voices))}",
             )
+        batch = priority is Priority.BATCH
+        share = self.settings.batch_room_share if batch else 1.0
         give_up = time.monotonic() + self.settings.saturation_wait
         while True:
-            candidates = store.candidates(voice, tried)
-            turn = picking.turn(candidates, self.settings.stale_after)
+            candidates = revisions.split(
+                store.candidates(voice, tried), store.weights, self._draw.random()
+            )
+            turn = picking.turn(candidates, self.settings.stale_after, share)
             if turn:
-                chosen = store.get(self._picker.choose(turn).address)
+                picked = self._picker.choose(turn, audio_seconds)
+                chosen = store.get(picked.address)
                 assert chosen is not None, "candidates come from the datastore"
                 self.metrics.picks.labels(chosen.pool, chosen.address).inc()
-                return chosen
+                self.metrics.revision_picks.labels(chosen.pool, chosen.revision).inc()
+                store.sent(chosen, audio_seconds)
+                return chosen, self._predict(picked, turn, audio_seconds)
             sleeping = None if candidates else self._wake_ups.sleeping_pool(voice)
             if sleeping:
                 await self._wake_ups.hold(sleeping, voice, time_left, audio_seconds)
                 continue
             serving = f"voice {voice!r}" if voice else "the default voice"
-            if not saturated(candidates, self.settings.stale_after):
+            if not saturated(candidates, self.settings.stale_after, share):
                 raise TTSError(Code.UNAVAILABLE, f"no ready pod serves {serving}")
             remaining = give_up - time.monotonic()
             if remaining <= 0:
+                self.metrics.shed.labels(candidates[0].pool, priority).inc()
+                if batch:
+                    raise TTSError(
+                        Code.RESOURCE_EXHAUSTED,
+                        f"every pod serving {serving} is too busy for batch work; retry later",
+                        retry_after=self.settings.batch_retry_after,
+                    )
                 raise TTSError(
                     Code.RESOURCE_EXHAUSTED,
                     f"every pod serving {serving} has a full queue; retry later",
                 )
             await store.wait_for_change(remaining)
+
+    def _predict(self, picked: Candidate, turn: Sequence[Candidate], audio_seconds: float) -> float:
+        """The pick's predicted finish; one pick in `pick_log_every` is logged with the runner-up's."""
+        fallback = picking.fallback_speed(turn)
+        predicted = picking.predicted_finish(picked, audio_seconds, fallback)
+        every = self.settings.pick_log_every
+        if every and next(self._picks) % every == 0:
+            others = {
+                c.address: picking.predicted_finish(c, audio_seconds, fallback)
+                for c in turn
+                if c is not picked
+            }
+            runner_up = min(others, key=others.__getitem__, default="")
+            log.info(
+                "pod picked",
+                extra={
+                    "pod": picked.address,
+                    "predicted_seconds": round(predicted, 4),
+                    "runner_up": runner_up,
+                    "runner_up_seconds": round(others[runner_up], 4) if runner_up else None,
+                    "audio_seconds": round(audio_seconds, 3),
+                    "picker": self.settings.picker,
+                },
+            )
+        return predicted
 
     def observe(self, endpoint: Endpoint, metadata: Any) -> None:
         """Takes the pod's queue depth from response metadata: load news at no extra cost."""
@@ -289,8 +347,13 @@ class Forwarder:
 class _Tries:
     """The attempts of one upstream request: the whole call, or one piece of a long one."""
 
-    def __init__(self, payload: bytes) -> None:
+    def __init__(self, payload: bytes, audio_seconds: float) -> None:
         self.payload = payload
+        # The audio it should make (from its text): what picking weighs it by.
+        self.audio_seconds = audio_seconds
+        # When the current try was sent, and how long its pod was predicted to take.
+        self.sent_at = 0.0
+        self.predicted = 0.0
         self.tried: list[str] = []
         self.last_error: grpc.aio.AioRpcError | None = None
         self.pending = True
@@ -323,7 +386,7 @@ class _Exchange:
         self.payload = request.raw
         if default and not request.voice:
             self.payload += _voice_field(default)
-        self.audio_seconds = text.speech_seconds_bound(request.text, request.speed or 1.0)
+        self._request = request
         self.attempts = 0
         self.delivered = False
         self.pool = ""
@@ -332,10 +395,37 @@ class _Exchange:
     async def __aenter__(self) -> _Exchange:
         return self
 
+    @functools.cached_property
+    def priority(self) -> Priority:
+        """The request's class (read inside the exchange: a bad value is the caller's error)."""
+        header = wire.header(self._context, wire.PRIORITY_KEY)
+        return wire.priority(self._request.priority, header)
+
+    @functools.cached_property
+    def upstream_metadata(self) -> tuple[tuple[str, str], ...]:
+        """The request id, class and caller: the caller's tenant, else its token's name."""
+        context = self._context
+        tenant = wire.tenant(wire.header(context, wire.TENANT_KEY)) or caller_name(
+            wire.header(context, "authorization")
+        )
+        who = ((wire.TENANT_KEY, tenant),) if tenant else ()
+        return (*self.metadata, (wire.PRIORITY_KEY, self.priority.value), *who)
+
+    def audio_estimate(self, text_: str) -> float:
+        return text.speech_seconds_estimate(text_, self._request.speed or 1.0)
+
+    def whole(self) -> _Tries:
+        """The tries of the request as one upstream call."""
+        return _Tries(self.payload, self.audio_estimate(self._request.text))
+
     async def __aexit__(self, _: object, error: BaseException | None, __: object) -> None:
         """Records how the call ended and turns router and pod errors into the client's status."""
         if isinstance(error, TTSError):
             self._finish(error.code)
+            if error.retry_after is not None:
+                self._context.set_trailing_metadata(
+                    ((wire.RETRY_AFTER_KEY, str(error.retry_after)),)
+                )
             await self._context.abort(error.code, error.message)
         elif isinstance(error, grpc.aio.AioRpcError):
             self._finish(error.code())
@@ -350,8 +440,12 @@ class _Exchange:
         """One try on one pod; a retryable failure before any audio leaves `tries.pending` set."""
         forwarder = self._forwarder
         try:
-            endpoint = await forwarder.choose(
-                self.voice, tries.tried, self._context.time_remaining(), self.audio_seconds
+            endpoint, tries.predicted = await forwarder.choose(
+                self.voice,
+                tries.tried,
+                self.priority,
+                tries.audio_seconds,
+                self._context.time_remaining(),
             )
         except TTSError:
             if tries.last_error:  # no other pod to retry on: the pod's own answer stands
@@ -361,6 +455,7 @@ class _Exchange:
         tries.tried.append(endpoint.address)
         self.attempts += 1
         endpoint.in_flight += 1
+        tries.sent_at = time.monotonic()
         try:
             yield endpoint
         except grpc.aio.AioRpcError as error:
@@ -381,6 +476,9 @@ class _Exchange:
         else:
             tries.pending = False
             forwarder.datastore.succeeded(endpoint)
+            if tries.predicted > 0:
+                took = time.monotonic() - tries.sent_at
+                forwarder.metrics.finish_ratio.labels(endpoint.pool).observe(took / tries.predicted)
         finally:
             endpoint.in_flight -= 1
 
@@ -397,7 +495,9 @@ class _Exchange:
 
     def send(self, method: Any, payload: bytes) -> Any:
         """Starts an upstream call: the bytes, the request id, the client's remaining time."""
-        return method(payload, metadata=self.metadata, timeout=self._context.time_remaining())
+        return method(
+            payload, metadata=self.upstream_metadata, timeout=self._context.time_remaining()
+        )
 
     async def deliver(self, endpoint: Endpoint | None, headers: Any) -> None:
         """Sends the client its response headers: from here on, nothing is retried.

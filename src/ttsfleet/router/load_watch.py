@@ -82,6 +82,8 @@ class LoadWatcher:
                         report.queue_depth,
                         queue_capacity=report.queue_capacity,
                         draining=report.draining,
+                        queued_audio_seconds=report.queued_audio_seconds,
+                        audio_seconds_per_second=report.audio_seconds_per_second,
                     )
                     gauge.set(report.queue_depth)
                     backoff = FIRST_BACKOFF

@@ -28,6 +28,9 @@ DEFAULTS = RouterSettings()
 TUNING = {
     "stale_after": "seconds after which a pod's load report no longer counts",
     "saturation_wait": "seconds a request may wait for room when every queue is full (0: shed at once)",
+    "batch_room_share": "share of a pod's queue at which batch requests count it full (shed first)",
+    "batch_retry_after": "seconds a shed batch request is told to wait (retry-after metadata)",
+    "pick_log_every": "log one pick in this many with its predicted finish (0: none)",
     "wake_hold_seconds": "seconds a request waits for a pool asleep at zero to wake (0: refuse)",
     "max_held_requests": "requests held per sleeping pool; more are RESOURCE_EXHAUSTED",
     "retries": "other pods to try when a call fails before any audio was sent",

@@ -43,6 +43,12 @@ class RouterMetrics:
             ["pool", "pod"],
             registry=self.registry,
         )
+        self.revision_picks = Counter(
+            "ttsfleet_router_revision_picks",
+            "Times a revision of a pool was picked (a canary's share of traffic).",
+            ["pool", "revision"],
+            registry=self.registry,
+        )
         self.retries = Counter(
             "ttsfleet_router_retries",
             "Requests sent to a second pod after the first failed before any audio.",
@@ -62,6 +68,20 @@ class RouterMetrics:
             registry=self.registry,
         )
 
+        self.shed = Counter(
+            "ttsfleet_router_shed",
+            "Requests refused because every pod was full for their priority class "
+            "(batch work is shed first).",
+            ["pool", "priority"],
+            registry=self.registry,
+        )
+        self.finish_ratio = Histogram(
+            "ttsfleet_router_finish_vs_predicted_ratio",
+            "A request's time on its pod over the finish time the picker predicted for it.",
+            ["pool"],
+            buckets=(0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 4, 10),
+            registry=self.registry,
+        )
         self.pool_ready_pods = Gauge(
             "ttsfleet_router_pool_ready_pods",
             "Ready pods the router may send a pool's requests to (0: the pool is down or asleep).",
@@ -83,7 +103,7 @@ class RouterMetrics:
         )
         self.held_audio_seconds = Gauge(
             "ttsfleet_router_held_audio_seconds",
-            "Audio the held requests will make, predicted from their text (an upper bound): "
+            "Audio the held requests will make, estimated from their text: "
             "a sleeping pool's demand, for HPA or KEDA.",
             ["pool"],
             registry=self.registry,

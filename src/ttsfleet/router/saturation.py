@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from ttsfleet.router.endpoints import Candidate
 
 
-def saturated(candidates: Sequence[Candidate], stale_after: float) -> bool:
-    """True when pods could take the request but every one with a fresh report is full."""
+def saturated(candidates: Sequence[Candidate], stale_after: float, room_share: float = 1.0) -> bool:
+    """True when pods could take the request but every one with a fresh report is full
+    (has at least `room_share` of its queue taken: less than all of it for batch work)."""
     live = [c for c in candidates if not c.draining and not c.ejected and c.fresh(stale_after)]
-    return bool(live) and all(c.full for c in live)
+    return bool(live) and all(c.occupied(room_share) for c in live)

@@ -7,6 +7,7 @@ configured tokens, or gets UNAUTHENTICATED before any pod is involved.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
@@ -36,6 +37,14 @@ def parse_tokens(text: str) -> frozenset[str]:
 def token_file(path: Path) -> ReloadingFile[frozenset[str]]:
     """The accepted tokens, re-read when the file (a mounted Secret) changes."""
     return ReloadingFile(path, parse_tokens, check_seconds=1.0)
+
+
+def caller_name(authorization: str | None) -> str:
+    """A stable name for the bearer token a caller presents ("" for none), never the token."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return ""
+    return "token-" + hashlib.sha256(token.strip().encode()).hexdigest()[:12]
 
 
 async def _refuse(request: Any, context: grpc.aio.ServicerContext) -> None:

@@ -13,12 +13,20 @@ from ttsfleet.tls import DEFAULT_SERVER_NAME, TLSFiles
 
 @dataclass(frozen=True)
 class RouterSettings:
-    # "power-of-two" (queue-aware) or "round-robin" (load-blind, for comparison).
-    picker: str = "power-of-two"
+    # "finish-time" (the pod predicted to finish the request first), "power-of-two"
+    # (queue depth) or "round-robin" (load-blind); the last two for comparison.
+    picker: str = "finish-time"
     # A load report older than this says nothing about the pod's capacity.
     stale_after: float = 2.0
     # Seconds a request may wait for a queue to make room when every pod is full.
     saturation_wait: float = 0.0
+    # A batch request counts a pod as full once this share of its queue is
+    # taken: batch work is shed (RESOURCE_EXHAUSTED) before interactive work.
+    batch_room_share: float = 0.5
+    # Seconds a shed batch request is told to wait before trying again.
+    batch_retry_after: int = 5
+    # One pick in this many is logged with its prediction and the runner-up's (0: none).
+    pick_log_every: int = 100
     # A request for a pool asleep at zero pods is held up to this many seconds
     # (never past its deadline) while the pool is woken; 0: refuse at once.
     wake_hold_seconds: float = 60.0
@@ -69,5 +77,7 @@ class RouterSettings:
     def __post_init__(self) -> None:
         if self.picker not in PICKERS:
             raise ValueError(f"unknown picker {self.picker!r}; one of {sorted(PICKERS)}")
+        if not 0 < self.batch_room_share <= 1:
+            raise ValueError(f"batch_room_share {self.batch_room_share} is not in (0, 1]")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both a certificate and a key file")
