@@ -286,3 +286,14 @@ async def test_the_load_reports_the_measured_speed() -> None:
     assert scheduler.load.audio_seconds_per_second == 0  # not measured yet
     await hear(scheduler, request(engine, 0, 12))
     assert 0.2 < scheduler.load.audio_seconds_per_second <= 0.4
+
+
+async def test_a_step_is_of_one_class_and_batch_newcomers_do_not_share_a_persons_start() -> None:
+    """Batch and interactive requests arriving together are never stepped together."""
+    engine = RecordingEngine(max_batch_size=4, windows=2)
+    scheduler = Scheduler(queue_limit=16, max_batch_size=8, max_wait_s=0.0)
+    batch = [request(engine, 100 * n, 2, BATCH) for n in range(1, 4)]
+    await hear(scheduler, *batch, request(engine, 0, 2), request(engine, 10, 2))
+    for step in engine.batches:
+        assert len({first >= 100 for first in step}) == 1, engine.batches
+    assert any(0 in step for step in engine.batches[:2])  # a person's start comes early
