@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "gateway": ("ttsfleet.gateway.main", "run the HTTP API and gRPC Jobs service (long-form jobs)"),
     "worker": ("ttsfleet.jobs.main", "run job workers: queued jobs through the fleet"),
     "fetch-voice": ("ttsfleet.voices.main", "fetch and verify a remote voice into a node's cache"),
+    "gate": ("ttsfleet.gate.main", "judge a canary voice revision (needs the gate extra)"),
     "mcp": ("ttsfleet.mcp.main", "serve read-only fleet tools to operators over MCP (governed)"),
 }
 

@@ -14,7 +14,7 @@ import grpc
 import pytest
 import yaml
 from audio_checks import assert_speech, read_wav
-from local_processes import TTSFLEET, children, wait_for
+from local_processes import TTSFLEET, Fleet, children, running_fleet, wait_for
 from timed_fleet import free_port
 
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
@@ -25,41 +25,11 @@ ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"
 
 
-class Fleet:
-    def __init__(self, process: subprocess.Popen[str], port: int, log: Path) -> None:
-        self.process, self.port, self.log = process, port, log
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    port = free_port()
     log = tmp_path_factory.mktemp("fleet") / "fleet.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [*TTSFLEET, "up", "-f", str(QUICKSTART), "--port", str(port), "--log-format", "json"],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    running = Fleet(process, port, log)
-    try:
-        wait_for(
-            lambda: "ttsfleet is listening" in running.output() or process.poll() is not None,
-            "the fleet to start",
-        )
-        assert process.poll() is None, running.output()
+    with running_fleet(["-f", str(QUICKSTART)], log) as running:
         yield running
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            process.wait(60)
 
 
 def test_up_prints_where_it_listens(fleet: Fleet) -> None:

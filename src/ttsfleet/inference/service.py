@@ -24,6 +24,7 @@ from ttsfleet.inference.scheduler import DONE, Load, Scheduler, Synthesis
 from ttsfleet.inference.validation import ValidRequest, validate
 from ttsfleet.manifests import PodConfig
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc, ttsfleet_v1_pb2, ttsfleet_v1_pb2_grpc
+from ttsfleet.rollouts import voice_revision
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +221,7 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
     async def ListVoices(
         self, request: tts_pb2.ListVoicesRequest, context: grpc.aio.ServicerContext
     ) -> tts_pb2.ListVoicesResponse:
+        revisions = {voice.name: voice_revision(voice) for voice in self._config.voices}
         return tts_pb2.ListVoicesResponse(
             voices=[
                 tts_pb2.Voice(
@@ -227,6 +229,7 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
                     language=engine.info.language,
                     sample_rate=engine.info.sample_rate,
                     engine=engine.info.engine,
+                    revision=revisions.get(name, ""),
                     speakers=[
                         tts_pb2.Speaker(name=speaker.name, id=speaker.id)
                         for speaker in engine.info.speakers.table

@@ -30,8 +30,9 @@ import grpc
 import yaml
 
 from ttsfleet import logs
-from ttsfleet.manifests import ManifestError, Manifests, PodConfig, Pool, load_manifests
+from ttsfleet.manifests import ManifestError, Manifests, PodConfig, Pool, Voice, load_manifests
 from ttsfleet.proto import ttsfleet_v1_pb2, ttsfleet_v1_pb2_grpc
+from ttsfleet.rollouts import pool_revision, rollout_from_spec
 from ttsfleet.router.discovery.static import StaticDiscovery
 from ttsfleet.router.server import RouterServer
 
@@ -53,6 +54,8 @@ class LocalPod:
     index: int
     config_path: Path
     log_format: str
+    revision: str = ""
+    canary: bool = False
     process: asyncio.subprocess.Process | None = None
     port: int = 0
     restarts: int = 0
@@ -60,7 +63,7 @@ class LocalPod:
 
     @property
     def name(self) -> str:
-        return f"{self.pool.name}-{self.index}"
+        return f"{self.pool.name}{'-canary' if self.canary else ''}-{self.index}"
 
     async def start(self) -> None:
         """Starts the process and waits until it serves, or fails saying why."""
@@ -99,35 +102,69 @@ class LocalPod:
 class LocalFleet:
     """Runs every pool of a set of manifests as local pods behind the router."""
 
-    def __init__(self, manifests: Manifests, workdir: Path, log_format: str) -> None:
+    def __init__(
+        self,
+        manifests: Manifests,
+        workdir: Path,
+        log_format: str,
+        canary: Manifests | None = None,
+    ) -> None:
+        """`canary`: changed TTSVoices, run as a canary by the pools with `spec.rollout`."""
         if not manifests.pools:
             raise ManifestError("no TTSPool in the manifests: nothing to run")
         self.pods: list[LocalPod] = []
         self._log_format = log_format
-        self._configs: dict[str, tuple[Pool, Path]] = {}
+        self._configs: dict[str, tuple[Pool, Path, str]] = {}
+        weights: dict[str, dict[str, int]] = {}
         for pool in manifests.pools:
-            config = workdir / f"{pool.name}.yaml"
-            pod_config = PodConfig.of(pool, manifests.voices_of(pool))
-            config.write_text(yaml.safe_dump(pod_config.to_dict()))
-            self._configs[pool.name] = (pool, config)
+            voices = manifests.voices_of(pool)
+            config, revision = self._config(pool, voices, workdir)
+            self._configs[pool.name] = (pool, config, revision)
             if pool.autoscaling.scales_from_zero:
-                continue  # asleep until its first request
+                continue  # asleep until its first request (and no stable pods to canary against)
             replicas = pool.autoscaling.min_replicas if pool.autoscaling.enabled else pool.replicas
-            self.pods += [LocalPod(pool, i, config, log_format) for i in range(max(replicas, 1))]
+            self.pods += [
+                LocalPod(pool, i, config, log_format, revision) for i in range(max(replicas, 1))
+            ]
+            rollout = rollout_from_spec(pool.raw_spec, f"TTSPool {pool.name}")
+            changed = [(canary.voices if canary else {}).get(v.name, v) for v in voices]
+            if rollout is None or changed == voices:
+                continue
+            config, new = self._config(pool, changed, workdir, canary=True)
+            self.pods += [
+                LocalPod(pool, i, config, log_format, new, canary=True)
+                for i in range(rollout.canary_replicas)
+            ]
+            weights[pool.name] = {
+                revision: 100 - rollout.canary_percent,
+                new: rollout.canary_percent,
+            }
         self.sleepers = {
             pool.name: pool.voices for pool in manifests.pools if pool.autoscaling.scales_from_zero
         }
         self.discovery = StaticDiscovery(
-            [], default_voice=manifests.pools[0].default_voice, sleepers=self.sleepers
+            [],
+            default_voice=manifests.pools[0].default_voice,
+            sleepers=self.sleepers,
+            weights=weights,
         )
         self._watchers: list[asyncio.Task[None]] = []
         self._waking: set[asyncio.Task[None]] = set()
+
+    @staticmethod
+    def _config(
+        pool: Pool, voices: list[Voice], workdir: Path, canary: bool = False
+    ) -> tuple[Path, str]:
+        """Writes the pod configuration of one revision of a pool; returns it and the revision."""
+        config = workdir / f"{pool.name}{'-canary' if canary else ''}.yaml"
+        config.write_text(yaml.safe_dump(PodConfig.of(pool, voices).to_dict()))
+        return config, pool_revision(voices)
 
     def _publish(self) -> None:
         """Tells the router which pods are up right now."""
         self.discovery.update(
             [
-                (f"127.0.0.1:{w.port}", w.pool.name, w.pool.voices)
+                (f"127.0.0.1:{w.port}", w.pool.name, w.pool.voices, w.revision)
                 for w in self.pods
                 if w.port and not w.stopping and w.process and w.process.returncode is None
             ]
@@ -171,8 +208,8 @@ class LocalFleet:
             w.pool.name == pool and not w.stopping for w in self.pods
         ):
             return
-        spec, config = self._configs[pool]
-        pod = LocalPod(spec, 0, config, self._log_format)
+        spec, config, revision = self._configs[pool]
+        pod = LocalPod(spec, 0, config, self._log_format, revision)
         self.pods.append(pod)
         log.info("waking pool: starting a pod", extra={"pool": pool})
         task = asyncio.create_task(self._bring_up(pod))
@@ -227,6 +264,12 @@ class LocalFleet:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ttsfleet up", description=__doc__)
     parser.add_argument("-f", "--file", type=Path, required=True, help="TTSVoice/TTSPool YAML")
+    parser.add_argument(
+        "--canary",
+        type=Path,
+        default=None,
+        help="changed TTSVoices: pools with spec.rollout run them as a canary revision",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="front door address")
     parser.add_argument("--port", type=int, default=50051, help="front door port")
     parser.add_argument("--drain-seconds", type=float, default=30.0)
@@ -242,13 +285,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace, log_format: str) -> int:
     manifests = load_manifests(args.file)
+    canary = load_manifests(args.canary) if args.canary else None
     # Handlers first: a Ctrl-C during start-up must still stop cleanly.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     with tempfile.TemporaryDirectory(prefix="ttsfleet-") as workdir:
-        local = LocalFleet(manifests, Path(workdir), log_format)
+        local = LocalFleet(manifests, Path(workdir), log_format, canary)
         await local.start()
         router = RouterServer(local.discovery, waker=local)
         try:
@@ -273,12 +317,13 @@ async def run(args: argparse.Namespace, log_format: str) -> int:
 
 
 def _announce(local: LocalFleet, host: str, port: int) -> None:
-    pools: dict[str, list[int]] = {}
+    pools: dict[tuple[str, str, bool], list[int]] = {}
     for pod in local.pods:
-        pools.setdefault(pod.pool.name, []).append(pod.port)
+        pools.setdefault((pod.pool.name, pod.revision, pod.canary), []).append(pod.port)
     print(f"ttsfleet is listening on {host}:{port}", flush=True)
-    for pool, ports in pools.items():
-        print(f"  pool {pool}: {len(ports)} pods on 127.0.0.1 ports {ports}", flush=True)
+    for (pool, revision, canary), ports in pools.items():
+        what = f"pool {pool}{' canary' if canary else ''}: {len(ports)} pods"
+        print(f"  {what} on 127.0.0.1 ports {ports} (revision {revision})", flush=True)
     for pool in local.sleepers:
         print(f"  pool {pool}: asleep; its first request starts a pod", flush=True)
     print(f'Try: ttsfleet say "Hello there" -o hello.wav --address {host}:{port}', flush=True)

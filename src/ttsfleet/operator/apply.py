@@ -37,18 +37,36 @@ class Api:
     def __init__(self, api: client.ApiClient) -> None:
         self._api = api
         core, apps, policy = client.CoreV1Api(api), client.AppsV1Api(api), client.PolicyV1Api(api)
+        batch = client.BatchV1Api(api)
         self._custom = client.CustomObjectsApi(api)
         self._core = core
-        # Per owned kind: (read, patch).
+        # Per owned kind: (read, patch, delete); only a canary's objects are ever deleted.
         self._kinds: dict[str, tuple[Callable[..., Awaitable[Any]], ...]] = {
-            "ConfigMap": (core.read_namespaced_config_map, core.patch_namespaced_config_map),
-            "Service": (core.read_namespaced_service, core.patch_namespaced_service),
-            "Deployment": (apps.read_namespaced_deployment, apps.patch_namespaced_deployment),
+            "ConfigMap": (
+                core.read_namespaced_config_map,
+                core.patch_namespaced_config_map,
+                core.delete_namespaced_config_map,
+            ),
+            "Service": (
+                core.read_namespaced_service,
+                core.patch_namespaced_service,
+                core.delete_namespaced_service,
+            ),
+            "Deployment": (
+                apps.read_namespaced_deployment,
+                apps.patch_namespaced_deployment,
+                apps.delete_namespaced_deployment,
+            ),
             "PodDisruptionBudget": (
                 policy.read_namespaced_pod_disruption_budget,
                 policy.patch_namespaced_pod_disruption_budget,
             ),
+            "ControllerRevision": (
+                apps.read_namespaced_controller_revision,
+                apps.patch_namespaced_controller_revision,
+            ),
         }
+        self._create_job = batch.create_namespaced_job
 
     def _plain(self, model: Any) -> dict[str, Any]:
         result: dict[str, Any] = self._api.sanitize_for_serialization(model)  # type: ignore[no-untyped-call]
@@ -57,7 +75,7 @@ class Api:
     async def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply one owned object; return it as the server now has it."""
         meta = manifest["metadata"]
-        _, patch = self._kinds[manifest["kind"]]
+        patch = self._kinds[manifest["kind"]][1]
         applied = await patch(
             name=meta["name"],
             namespace=meta["namespace"],
@@ -71,13 +89,30 @@ class Api:
     async def read(self, manifest: Mapping[str, Any]) -> dict[str, Any] | None:
         """The object a manifest describes, as the server has it now (None if absent)."""
         meta = manifest["metadata"]
-        read, _ = self._kinds[manifest["kind"]]
+        read = self._kinds[manifest["kind"]][0]
         try:
             return self._plain(await read(name=meta["name"], namespace=meta["namespace"]))
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
+
+    async def delete(self, kind: str, namespace: str, name: str) -> None:
+        """Delete an object (a decided canary's), if it is still there."""
+        try:
+            await self._kinds[kind][2](name=name, namespace=namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    async def create_job(self, manifest: Mapping[str, Any]) -> None:
+        """Create a Job unless one of its name exists (a Job's pod template cannot change)."""
+        try:
+            body: Any = dict(manifest)  # the client sends a dict as it is
+            await self._create_job(manifest["metadata"]["namespace"], body)
+        except ApiException as error:
+            if error.status != 409:
+                raise
 
     async def apply_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """Apply a pool's whole status (always the full set: omitted fields are dropped)."""

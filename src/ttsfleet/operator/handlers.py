@@ -31,6 +31,7 @@ from ttsfleet.operator.reconciler import Reconciler, Views
 from ttsfleet.operator.state import PoolKey, PoolStates
 from ttsfleet.operator.voice_status import verdict
 from ttsfleet.operator.voices import VOICE_CHECK, VoiceChecker
+from ttsfleet.rollouts import CANARY_LABEL, VERDICT_ANNOTATION
 
 # Resources the operator owns (plus their pods): watched with a server-side
 # label selector, so the operator never streams other ConfigMaps or pods.
@@ -43,6 +44,12 @@ OWNED = (
 WATCHED_BY_LABEL = (*OWNED, ("", "v1", "pods"))
 OWNED_LABELS = {MANAGED_BY_LABEL: MANAGED_BY}
 OWNED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+# A pool's own Deployment and pods; a canary's count neither for status nor for scaling.
+STABLE_LABELS: dict[str, Any] = {
+    **OWNED_LABELS,
+    POOL_LABEL: kopf.PRESENT,
+    CANARY_LABEL: kopf.ABSENT,
+}
 
 
 def _key(meta: kopf.Meta) -> PoolKey:
@@ -101,24 +108,28 @@ def register(
         return {_key(meta): _snapshot(body)}
 
     @kopf.index(
-        "apps", "v1", "deployments", labels=OWNED_LABELS, id="deployment_index", registry=registry
+        "apps", "v1", "deployments", labels=STABLE_LABELS, id="deployment_index", registry=registry
     )
     def deployment_index(*, meta: kopf.Meta, status: kopf.Status, **_: Any) -> dict[PoolKey, Any]:
         """Just what the pool's status needs from its Deployment."""
         summary = {"metadata": {"generation": meta.get("generation")}, "status": dict(status)}
         return {_owner_key(meta): copy.deepcopy(summary)}
 
-    @kopf.index("", "v1", "pods", labels=OWNED_LABELS, id="pod_index", registry=registry)
+    @kopf.index("", "v1", "pods", labels=STABLE_LABELS, id="pod_index", registry=registry)
     def pod_index(*, meta: kopf.Meta, body: kopf.Body, **_: Any) -> dict[PoolKey, PodInfo]:
         return {_owner_key(meta): PodInfo.of(body)}
 
     @kopf.on.event(GROUP, VERSION, POOLS, id="pool_changed", registry=registry)
     async def pool_changed(*, type: str | None, meta: kopf.Meta, **kwargs: Any) -> None:
-        """At start-up and on every spec change (a new generation), reconcile."""
+        """At start-up, on every spec change (a new generation) and on a new gate verdict."""
         key = _key(meta)
         if type == "DELETED":
             states.forget(key)  # the owned objects go with the pool (owner references)
-        elif type is None or meta.get("generation") != states[key].observed_generation:
+        elif (
+            type is None
+            or meta.get("generation") != states[key].observed_generation
+            or meta.annotations.get(VERDICT_ANNOTATION) != states[key].verdict_seen
+        ):
             await reconciler.reconcile(_views(kwargs), key)
         if type is not None:
             await voice_checker.refresh_pools(key[0], kwargs["voice_index"], kwargs["voice_users"])

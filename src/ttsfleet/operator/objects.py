@@ -29,6 +29,7 @@ from ttsfleet.manifests import (
     VoiceSource,
     source_to_manifest,
 )
+from ttsfleet.rollouts import REVISION_LABEL
 from ttsfleet.voices.fetch import MODEL, cache_entry
 
 DEFAULT_IMAGE = "ghcr.io/ttsfleet/inference:0.1.0"
@@ -116,21 +117,24 @@ def labels(pool: str) -> dict[str, str]:
     }
 
 
+def owner_reference(ref: PoolRef) -> dict[str, Any]:
+    """Makes the pool the controller of an object, which goes when the pool goes."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "TTSPool",
+        "name": ref.name,
+        "uid": ref.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
 def _metadata(ref: PoolRef, **extra: Any) -> dict[str, Any]:
     return {
         "name": owned_name(ref.name),
         "namespace": ref.namespace,
         "labels": labels(ref.name),
-        "ownerReferences": [
-            {
-                "apiVersion": API_VERSION,
-                "kind": "TTSPool",
-                "name": ref.name,
-                "uid": ref.uid,
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }
-        ],
+        "ownerReferences": [owner_reference(ref)],
         **extra,
     }
 
@@ -236,7 +240,7 @@ def _tolerations(pool: Pool) -> list[dict[str, Any]]:
     return tolerations
 
 
-_CONTAINER_SECURITY = {
+CONTAINER_SECURITY = {
     "allowPrivilegeEscalation": False,
     "readOnlyRootFilesystem": True,
     "runAsNonRoot": True,
@@ -266,7 +270,7 @@ def _fetch_container(index: int, voice: Voice, fetching: VoiceFetching) -> dict[
         "image": fetching.image,
         "command": command,
         **({"env": env} if env else {}),
-        "securityContext": _CONTAINER_SECURITY,
+        "securityContext": CONTAINER_SECURITY,
         "volumeMounts": mounts,
     }
 
@@ -393,7 +397,7 @@ def deployment(
         # A hung engine fails `liveness` (see inference/server.py), so the pod restarts.
         "livenessProbe": _probe(10, 3, probe_port, service=wire.LIVENESS_SERVICE),
         "resources": _resources(pool),
-        "securityContext": _CONTAINER_SECURITY,
+        "securityContext": CONTAINER_SECURITY,
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             *_voice_mounts(voices, fetching),
@@ -467,12 +471,21 @@ def desired_objects(
     image: str = DEFAULT_IMAGE,
     tls_secret: str = "",
     fetching: VoiceFetching = DEFAULT_FETCHING,
+    revision: str = "",
 ) -> list[dict[str, Any]]:
-    """Everything the pool owns, in apply order (the ConfigMap before the pods need it)."""
+    """Everything the pool owns, in apply order (the ConfigMap before the pods need it).
+
+    With a revision, the Service (and so its EndpointSlices, which the router
+    reads) and the pods say which revision of the voices they serve.
+    """
     text = pod_config_text(pool, voices, fetching)
-    return [
+    objects = [
         config_map(ref, text),
         service(ref),
         deployment(ref, pool, voices, image, text, tls_secret, fetching),
         pod_disruption_budget(ref),
     ]
+    if revision:
+        objects[1]["metadata"]["labels"][REVISION_LABEL] = revision
+        objects[2]["spec"]["template"]["metadata"]["labels"][REVISION_LABEL] = revision
+    return objects

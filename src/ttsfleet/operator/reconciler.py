@@ -19,11 +19,21 @@ import kopf
 
 from ttsfleet.manifests import (
     ManifestError,
+    Pool,
+    Voice,
     autoscaling_from_manifest,
     pool_from_manifest,
     voice_from_manifest,
 )
 from ttsfleet.operator.apply import Api, ApiException, error_message
+from ttsfleet.operator.canary import (
+    CANARY_KINDS,
+    canary_name,
+    canary_objects,
+    gate_job,
+    recorded_voices,
+    revision_record,
+)
 from ttsfleet.operator.drift import differences
 from ttsfleet.operator.load import PodInfo
 from ttsfleet.operator.objects import (
@@ -35,9 +45,11 @@ from ttsfleet.operator.objects import (
     owned_name,
     selector_string,
 )
+from ttsfleet.operator.rollout import CANARY, Decision, decide
 from ttsfleet.operator.state import Plan, PoolKey, PoolState, PoolStates
 from ttsfleet.operator.status import Observed, Problem, pool_status
 from ttsfleet.operator.voice_status import PENDING, verdict
+from ttsfleet.rollouts import VERDICT_ANNOTATION, Rollout, Verdict, pool_revision, rollout_from_spec
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +117,12 @@ class Reconciler:
         self._states = states
         self._image = image
 
+    @staticmethod
+    def _voices(body: Mapping[str, Any], views: Views) -> dict[str, Mapping[str, Any] | None]:
+        namespace = body["metadata"]["namespace"]
+        names = (body.get("spec") or {}).get("voices", [])
+        return {n: views.voice((namespace, n)) for n in names}
+
     def plan(self, body: Mapping[str, Any], views: Views) -> Plan:
         """The pool's desired objects, or why there can be none.
 
@@ -115,13 +133,15 @@ class Reconciler:
         checked out.
         """
         meta = body["metadata"]
-        namespace = meta["namespace"]
-        voices = {
-            n: views.voice((namespace, n)) for n in (body.get("spec") or {}).get("voices", [])
-        }
+        voices = self._voices(body, views)
         verdicts = {n: verdict(v) for n, v in voices.items()}
-        version = (_version(body), *((n, _version(v), verdicts[n]) for n, v in voices.items()))
-        state = self._states[(namespace, meta["name"])]
+        state = self._states[(meta["namespace"], meta["name"])]
+        decision = state.decision and (state.decision.stable, state.decision.canary)
+        version = (
+            _version(body),
+            decision,
+            *((n, _version(v), verdicts[n]) for n, v in voices.items()),
+        )
         if state.plan is not None and PENDING in verdicts.values():
             return state.plan[1]
         if state.plan is None or state.plan[0] != version:
@@ -131,32 +151,61 @@ class Reconciler:
     def _build(
         self, body: Mapping[str, Any], voices: Mapping[str, Mapping[str, Any] | None]
     ) -> Plan:
-        namespace = body["metadata"]["namespace"]
-        try:
-            pool = pool_from_manifest(body)
-        except ManifestError as error:
-            return Problem("InvalidSpec", str(error))
-        missing = [name for name, voice in voices.items() if voice is None]
-        if missing:
-            return Problem(
-                "VoiceMissing",
-                f"no TTSVoice named {', '.join(missing)} in namespace {namespace}",
+        resolved = _resolve(body, voices)
+        if isinstance(resolved, Problem):
+            return resolved
+        pool, current, rollout = resolved
+        ref = PoolRef.of(body)
+        state = self._states[(ref.namespace, ref.name)]
+        decision = state.decision
+        settings = (self._image, self._tls_secret, self._fetching)
+        if decision is None:  # a new pool whose voices await their check
+            return desired_objects(ref, pool, current, *settings, revision=pool_revision(current))
+        stable = state.revisions.get(decision.stable, current)
+        plan = desired_objects(ref, pool, stable, *settings, revision=decision.stable)
+        if decision.canary and rollout:
+            canary = desired_objects(ref, pool, current, *settings, revision=decision.canary)
+            plan += canary_objects(ref, canary, decision.canary, rollout.canary_replicas)
+        return plan
+
+    async def _decide(self, body: Mapping[str, Any], views: Views, state: PoolState) -> bool:
+        """Records the voices' revision and decides the rollout's next step (state.decision).
+
+        Only voices whose files checked out make a new decision: while a check
+        is pending the pods stay at the revision decided last (or, after a
+        restart, the stable one the status names). Returns whether it decided.
+        """
+        manifests = self._voices(body, views)
+        resolved = _resolve(body, manifests)
+        if isinstance(resolved, Problem):
+            return False  # the plan says why
+        _, voices, rollout = resolved
+        ref = PoolRef.of(body)
+        current = pool_revision(voices)
+        if current not in state.revisions:
+            generation = body["metadata"].get("generation", 1)
+            await self._api.apply(revision_record(ref, current, voices, generation))
+            state.revisions[current] = voices
+        previous = _previous_rollout(body, state)
+        stable = str(previous.get("stableRevision") or "")
+        if stable and stable not in state.revisions:
+            record = await self._api.read(
+                revision_record(ref, stable, [], 0)  # only its name is read
             )
-        try:
-            resolved = [voice_from_manifest(voices[v] or {}) for v in pool.voices]
-        except ManifestError as error:
-            return Problem("InvalidVoice", str(error))
-        # A voice whose files failed their check would only fail in the pods:
-        # keep the pods as they are and say why.
-        degraded = [(n, m) for n, v in voices.items() if (m := verdict(v)) not in (None, PENDING)]
-        if degraded:
-            return Problem(
-                "VoiceDegraded",
-                "; ".join(f"TTSVoice {n} is Degraded ({m})" for n, m in degraded),
-            )
-        return desired_objects(
-            PoolRef.of(body), pool, resolved, self._image, self._tls_secret, self._fetching
+            if record is not None:
+                try:
+                    state.revisions[stable] = recorded_voices(record)
+                except ManifestError as error:
+                    logger.warning("%s/%s: %s", ref.namespace, ref.name, error)
+        if PENDING in (verdict(v) for v in manifests.values()):
+            if state.decision is None:
+                held = stable if stable in state.revisions else current
+                state.decision = Decision(held, None, dict(previous)) if previous else None
+            return False
+        state.decision = decide(
+            current, rollout, previous, _verdict(body), stable in state.revisions, now_iso()
         )
+        return True
 
     async def reconcile(self, views: Views, key: PoolKey) -> None:
         """Apply everything the pool owns, then its status."""
@@ -168,6 +217,9 @@ class Reconciler:
             if body is None or body["metadata"].get("deletionTimestamp"):
                 return
             state.needs_reconcile = True  # until this completes: the timer retries
+            state.verdict_seen = _verdict_text(body)
+            previous = _previous_rollout(body, state)
+            decided = await self._decide(body, views, state)
             plan = self.plan(body, views)
             deployment = None
             if isinstance(plan, Problem):
@@ -176,6 +228,8 @@ class Reconciler:
                 problem, deployment = await self._apply(plan)
                 config_map = next(m for m in plan if m["kind"] == "ConfigMap")
                 state.config_hash = config_map["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
+                if problem is None and decided:
+                    await self._roll(body, state, previous)
             _announce(body, state.problem, problem)
             state.problem = problem
             state.observed_generation = body["metadata"]["generation"]
@@ -185,6 +239,27 @@ class Reconciler:
             )
             state.needs_reconcile = False
             await self._publish(views, key, state, deployment)
+
+    async def _roll(
+        self, body: Mapping[str, Any], state: PoolState, previous: Mapping[str, Any]
+    ) -> None:
+        """Starts the canary's gate, or removes a decided canary; tells people what was decided."""
+        decision = state.decision
+        if decision is None:
+            return
+        ref = PoolRef.of(body)
+        rollout = rollout_from_spec(body.get("spec") or {}, f"TTSPool {ref.name}")
+        if decision.canary and rollout:
+            image = (body.get("spec") or {}).get("image") or self._image
+            await self._api.create_job(gate_job(ref, rollout, decision.canary, image))
+        elif previous.get("phase") == CANARY:
+            for kind in CANARY_KINDS:
+                await self._api.delete(kind, ref.namespace, canary_name(ref.name))
+        said = decision.announcement
+        if said is not None:
+            logger.info("%s/%s: %s: %s", ref.namespace, ref.name, said.reason, said.message)
+            notify = kopf.warn if said.warning else kopf.info
+            notify(event_target(body), reason=said.reason, message=said.message)
 
     async def _apply(
         self, plan: list[dict[str, Any]]
@@ -213,7 +288,10 @@ class Reconciler:
         plan = self.plan(body, views)
         if isinstance(plan, Problem):
             return  # nothing to compare with (the pool's status says why)
-        desired = next(m for m in plan if m["kind"] == live.get("kind"))
+        named = (live.get("kind"), (live.get("metadata") or {}).get("name"))
+        desired = next((m for m in plan if (m["kind"], m["metadata"]["name"]) == named), None)
+        if desired is None:
+            return  # a decided canary's object, on its way out
         if event == "DELETED" or differences(desired, live):
             # Events queue up behind a correction; only the object as it is now counts.
             current = await self._api.read(desired)
@@ -266,6 +344,7 @@ class Reconciler:
             problem=state.problem,
             load=state.load,
             config_hash=state.config_hash,
+            rollout=_previous_rollout(body, state),  # kept as stored until a reconcile decides
             last_scale_time=state.last_scale_time,
             sleeps=autoscaling_from_manifest(spec.get("autoscaling") or {}).scales_from_zero,
         )
@@ -278,6 +357,59 @@ class Reconciler:
             return
         await self._api.apply_status(key[0], name, status)
         state.last_status = status
+
+
+def _resolve(
+    body: Mapping[str, Any], voices: Mapping[str, Mapping[str, Any] | None]
+) -> tuple[Pool, list[Voice], Rollout | None] | Problem:
+    """The pool, its voices as specified now and its rollout settings, or why not."""
+    namespace = body["metadata"]["namespace"]
+    try:
+        pool = pool_from_manifest(body)
+        rollout = rollout_from_spec(pool.raw_spec, f"TTSPool {pool.name}")
+    except ManifestError as error:
+        return Problem("InvalidSpec", str(error))
+    missing = [name for name, voice in voices.items() if voice is None]
+    if missing:
+        return Problem(
+            "VoiceMissing",
+            f"no TTSVoice named {', '.join(missing)} in namespace {namespace}",
+        )
+    try:
+        resolved = [voice_from_manifest(voices[v] or {}) for v in pool.voices]
+    except ManifestError as error:
+        return Problem("InvalidVoice", str(error))
+    # A voice whose files failed their check would only fail in the pods:
+    # keep the pods as they are and say why.
+    degraded = [(n, m) for n, v in voices.items() if (m := verdict(v)) not in (None, PENDING)]
+    if degraded:
+        return Problem(
+            "VoiceDegraded",
+            "; ".join(f"TTSVoice {n} is Degraded ({m})" for n, m in degraded),
+        )
+    return pool, resolved, rollout
+
+
+def _previous_rollout(body: Mapping[str, Any], state: PoolState) -> Mapping[str, Any]:
+    """The rollout as last decided: in memory, else as the pool's status says (a restart)."""
+    if state.decision is not None:
+        return state.decision.status
+    return (body.get("status") or {}).get("rollout") or {}
+
+
+def _verdict_text(body: Mapping[str, Any]) -> str | None:
+    return ((body["metadata"].get("annotations")) or {}).get(VERDICT_ANNOTATION)
+
+
+def _verdict(body: Mapping[str, Any]) -> Verdict | None:
+    text = _verdict_text(body)
+    if text is None:
+        return None
+    try:
+        return Verdict.from_json(text)
+    except ManifestError as error:
+        logger.warning("%s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], error)
+        return None
 
 
 def _announce(body: Mapping[str, Any], before: Problem | None, after: Problem | None) -> None:

@@ -13,7 +13,9 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ttsfleet.manifests import Voice
 from ttsfleet.operator.autoscale_policy import LoadSample, Recommendation
+from ttsfleet.operator.rollout import Decision
 from ttsfleet.operator.status import Problem
 
 PoolKey = tuple[str, str]  # (namespace, name)
@@ -39,6 +41,10 @@ class PoolState:
     last_status: Mapping[str, Any] | None = None
     # The last plan, with the versions of the pool and voices it was built from.
     plan: tuple[Hashable, Plan] | None = None
+    # Rollouts: the last decision, each known revision's voices, the verdict acted on.
+    decision: Decision | None = None
+    revisions: dict[str, list[Voice]] = field(default_factory=dict)
+    verdict_seen: str | None = None
 
 
 class PoolStates:

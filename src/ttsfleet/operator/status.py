@@ -36,6 +36,7 @@ class Observed:
     load: LoadSample | None = None
     config_hash: str | None = None
     last_scale_time: str | None = None
+    rollout: Mapping[str, Any] | None = None  # .status.rollout (operator/rollout.py)
     # The pool may sleep at zero (autoscaling.minReplicas 0): at zero it is asleep, not off.
     sleeps: bool = False
 
@@ -170,4 +171,6 @@ def pool_status(
         status["configHash"] = obs.config_hash
     if obs.last_scale_time:
         status["lastScaleTime"] = obs.last_scale_time
+    if obs.rollout:
+        status["rollout"] = dict(obs.rollout)
     return status

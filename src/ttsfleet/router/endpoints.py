@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -44,6 +44,7 @@ class Candidate:
     audio_seconds_per_second: float = 0.0  # 0: not measured yet
     # Peak-EWMA of the pod's time to first audio: high while it is slow now.
     first_audio_seconds: float = 0.0
+    revision: str = ""  # which revision of its pool's voices it runs ("" when not told)
 
     def fresh(self, stale_after: float) -> bool:
         return self.report_age is not None and self.report_age <= stale_after
@@ -68,10 +69,16 @@ class Endpoint:
     """One pod: its channel and its mutable state."""
 
     def __init__(
-        self, address: str, pool: str, voices: frozenset[str], channel: grpc.aio.Channel
+        self,
+        address: str,
+        pool: str,
+        voices: frozenset[str],
+        channel: grpc.aio.Channel,
+        revision: str = "",
     ) -> None:
         self.address = address
         self.pool = pool
+        self.revision = revision
         self.voices = voices
         self.channel = channel
         self.queue_depth = 0
@@ -91,6 +98,7 @@ class Endpoint:
         return Candidate(
             address=self.address,
             pool=self.pool,
+            revision=self.revision,
             queue_depth=self.queue_depth,
             queue_capacity=self.queue_capacity,
             router_in_flight=self.in_flight,
@@ -116,6 +124,7 @@ class Datastore:
         )
         self._endpoints: dict[str, Endpoint] = {}
         self._pool_voices: dict[str, frozenset[str]] = {}
+        self.weights: dict[str, Mapping[str, int]] = {}  # pool → revision → share of traffic
         self._scale_from_zero: frozenset[str] = frozenset()
         self.voices: frozenset[str] = frozenset()
         self._closing: set[asyncio.Task[None]] = set()
@@ -126,6 +135,7 @@ class Datastore:
         """Adds new pods and drops gone ones (their requests finish first); returns the dropped."""
         self.default_voice = topology.default_voice
         self._pool_voices = {name: pool.voices for name, pool in topology.pools.items()}
+        self.weights = {name: pool.weights for name, pool in topology.pools.items() if pool.weights}
         self._scale_from_zero = frozenset(
             name for name, pool in topology.pools.items() if pool.scales_from_zero
         )
@@ -139,14 +149,16 @@ class Datastore:
             self._close_later(endpoint.channel)
         for address, pool in wanted.items():
             known = self._endpoints.get(address)
+            revision = pool.revisions.get(address, "")
             if known and known.pool == pool.name:
                 known.voices = pool.voices
+                known.revision = revision
                 continue
             if known:
                 removed.append(known)
                 self._close_later(known.channel)
             channel = self._connect(address)
-            self._endpoints[address] = Endpoint(address, pool.name, pool.voices, channel)
+            self._endpoints[address] = Endpoint(address, pool.name, pool.voices, channel, revision)
         self._notify()
         return removed
 

@@ -25,6 +25,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -38,6 +39,7 @@ from ttsfleet.errors import POD_FAULTS, RETRY_ON_ANOTHER_POD, TTSError
 from ttsfleet.pieces import fan_out
 from ttsfleet.proto import tts_pb2
 from ttsfleet.router import picker as picking
+from ttsfleet.router import revisions
 from ttsfleet.router.endpoints import Candidate, Datastore, Endpoint
 from ttsfleet.router.metrics import RouterMetrics
 from ttsfleet.router.piece_requests import (
@@ -108,6 +110,7 @@ class Forwarder:
         self.metrics = metrics
         self.settings = settings
         self._picker = picker
+        self._draw = random.Random()  # canary splits: one draw per pick
         self._picks = itertools.count(1)
         self._wake_ups = wake_ups or WakeUps(datastore, metrics, settings, None)
 
@@ -262,13 +265,16 @@ class Forwarder:
         share = self.settings.batch_room_share if batch else 1.0
         give_up = time.monotonic() + self.settings.saturation_wait
         while True:
-            candidates = store.candidates(voice, tried)
+            candidates = revisions.split(
+                store.candidates(voice, tried), store.weights, self._draw.random()
+            )
             turn = picking.turn(candidates, self.settings.stale_after, share)
             if turn:
                 picked = self._picker.choose(turn, audio_seconds)
                 chosen = store.get(picked.address)
                 assert chosen is not None, "candidates come from the datastore"
                 self.metrics.picks.labels(chosen.pool, chosen.address).inc()
+                self.metrics.revision_picks.labels(chosen.pool, chosen.revision).inc()
                 store.sent(chosen, audio_seconds)
                 return chosen, self._predict(picked, turn, audio_seconds)
             sleeping = None if candidates else self._wake_ups.sleeping_pool(voice)

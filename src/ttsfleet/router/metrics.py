@@ -43,6 +43,12 @@ class RouterMetrics:
             ["pool", "pod"],
             registry=self.registry,
         )
+        self.revision_picks = Counter(
+            "ttsfleet_router_revision_picks",
+            "Times a revision of a pool was picked (a canary's share of traffic).",
+            ["pool", "revision"],
+            registry=self.registry,
+        )
         self.retries = Counter(
             "ttsfleet_router_retries",
             "Requests sent to a second pod after the first failed before any audio.",

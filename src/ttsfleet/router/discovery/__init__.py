@@ -14,11 +14,18 @@ from typing import Protocol, runtime_checkable
 
 @dataclass(frozen=True)
 class PoolEndpoints:
-    """A set of interchangeable pods: each serves every voice of the pool."""
+    """A set of pods that each serve every voice of the pool.
+
+    During a canary rollout they run two revisions: `revisions` says which
+    each address runs and `weights` how much of the pool's traffic each
+    revision gets (empty: the pods are interchangeable).
+    """
 
     name: str
     voices: frozenset[str]
     addresses: frozenset[str] = frozenset()
+    revisions: Mapping[str, str] = field(default_factory=dict)
+    weights: Mapping[str, int] = field(default_factory=dict)
     # The pool may sleep at zero pods; a request for it is held while it is woken.
     scales_from_zero: bool = False
 

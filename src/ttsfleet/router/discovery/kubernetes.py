@@ -34,6 +34,7 @@ from ttsfleet.manifests import (
     autoscaling_from_manifest,
     pool_default_voice,
 )
+from ttsfleet.rollouts import CANARY_LABEL, REVISION_LABEL
 from ttsfleet.router.discovery import PoolEndpoints, Publish, Topology
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,15 @@ def slice_addresses(endpoint_slice: Mapping[str, Any]) -> set[str]:
     }
 
 
+def canary_weights(pool: Mapping[str, Any]) -> dict[str, int]:
+    """Revision → share of traffic while the operator runs a canary (`.status.rollout`)."""
+    rollout = (pool.get("status") or {}).get("rollout") or {}
+    if rollout.get("phase") != "Canary" or not rollout.get("canaryRevision"):
+        return {}
+    percent = int(rollout.get("canaryPercent", 0))
+    return {rollout["stableRevision"]: 100 - percent, rollout["canaryRevision"]: percent}
+
+
 def topology(
     pools: Iterable[Mapping[str, Any]],
     slices: Iterable[Mapping[str, Any]],
@@ -102,16 +112,22 @@ def topology(
 
     With no default voice given, requests that name none go to the default
     voice of the oldest pool, so adding a pool never changes the default.
+    A canary's slices count only while its pool's status says the canary
+    runs; their revision label says which share of traffic they get.
     """
     by_age = sorted(
         pools, key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])
     )
     specs = {pool["metadata"]["name"]: pool.get("spec") or {} for pool in by_age}
-    addresses: dict[str, set[str]] = {name: set() for name in specs}
+    weights = {pool["metadata"]["name"]: canary_weights(pool) for pool in by_age}
+    revisions: dict[str, dict[str, str]] = {name: {} for name in specs}
     for endpoint_slice in slices:
-        pool = (endpoint_slice["metadata"].get("labels") or {}).get(POOL_LABEL)
-        if pool in addresses:
-            addresses[pool] |= slice_addresses(endpoint_slice)
+        labels = endpoint_slice["metadata"].get("labels") or {}
+        pool, revision = labels.get(POOL_LABEL), labels.get(REVISION_LABEL, "")
+        if pool not in revisions or (CANARY_LABEL in labels and revision not in weights[pool]):
+            continue
+        for address in slice_addresses(endpoint_slice):
+            revisions[pool][address] = revision
     if not default_voice and specs:
         default_voice = pool_default_voice(next(iter(specs.values())))
     return Topology(
@@ -119,7 +135,9 @@ def topology(
             name: PoolEndpoints(
                 name,
                 frozenset(spec.get("voices") or ()),
-                frozenset(addresses[name]),
+                frozenset(revisions[name]),
+                revisions[name],
+                weights[name],
                 scales_from_zero=autoscaling_from_manifest(
                     spec.get("autoscaling") or {}
                 ).scales_from_zero,
