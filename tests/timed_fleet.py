@@ -41,6 +41,7 @@ from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 from ttsfleet.router.discovery.static import StaticDiscovery
 from ttsfleet.router.server import RouterServer
 from ttsfleet.router.settings import RouterSettings
+from ttsfleet.ssml import Segment, spoken_text
 
 SAMPLE_RATE = 16000
 VOICE = "timed"
@@ -81,8 +82,9 @@ class TimedEngine(VoiceEngine):
         self.windows = windows
         self._chunk = np.full(samples_per_chunk, 0.25, dtype=np.float32)
 
-    def utterances(self, text: str) -> list[Utterance]:
-        return [Utterance((i,)) for i, _ in enumerate(text.split())]
+    def utterances(self, text: str | Sequence[Segment], words: bool = False) -> list[Utterance]:
+        spoken = text if isinstance(text, str) else spoken_text(text)
+        return [Utterance((i,)) for i, _ in enumerate(spoken.split())]
 
     def default_params(self, speed: float) -> SynthesisParams:
         return SynthesisParams(length_scale=1 / speed, noise_scale=0.0, noise_w=0.0)

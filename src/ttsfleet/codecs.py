@@ -11,9 +11,9 @@ one valid file. Unary requests use the same encoder with larger Ogg pages.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TypeVar, cast
 
 import av
 import grpc
@@ -25,6 +25,7 @@ from ttsfleet.errors import TTSError
 from ttsfleet.proto import tts_pb2
 
 Encoding = tts_pb2.AudioEncoding
+Tag = TypeVar("Tag")
 
 # Sample rates MPEG audio (MP3, AAC) and Opus can carry.
 _MPEG_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -248,22 +249,28 @@ class Encoder:
 
 
 async def encode_stream(
-    pieces: AsyncGenerator[tuple[bytes, int], None], codec: Codec
-) -> AsyncIterator[tuple[bytes, int]]:
-    """A stream's (PCM16, rate) pieces as (encoded chunk, rate), none empty, the tail last.
+    pieces: AsyncGenerator[tuple[bytes, int, Sequence[Tag]], None], codec: Codec
+) -> AsyncIterator[tuple[bytes, int, list[Tag]]]:
+    """A stream's (PCM16, rate, tags) pieces as (encoded chunk, rate, tags), the tail last.
 
-    Each piece is at the rate of the first: a stream does not change rate.
-    Closing this closes `pieces` at once (their producer's clean-up runs).
+    Tags (word timings) travel with their audio: a chunk carries the tags of
+    every piece that went into the encoder since the previous chunk. A chunk
+    is never empty, unless tags are left over at the end. Each piece is at
+    the rate of the first: a stream does not change rate. Closing this
+    closes `pieces` at once (their producer's clean-up runs).
     """
     encoder: Encoder | None = None
+    tags: list[Tag] = []
     async with contextlib.aclosing(pieces):
-        async for pcm, rate in pieces:
+        async for pcm, rate, new_tags in pieces:
             if encoder is None:
                 encoder = Encoder(codec, rate, live=True)
+            tags += new_tags
             if data := encoder.encode(pcm):
-                yield data, rate
-    if encoder is not None and (tail := encoder.finish()):
-        yield tail, encoder.rate
+                yield data, rate, tags
+                tags = []
+    if encoder is not None and ((tail := encoder.finish()) or tags):
+        yield tail, encoder.rate, tags
 
 
 def encode(pcm16: bytes, rate: int, codec: Codec) -> bytes:

@@ -41,6 +41,8 @@ DEFAULT_MAX_UNARY_BYTES = 3 * 2**20
 SOURCE_KINDS = ("package", "path", "url", "huggingface", "oci", "s3", "volume")
 REMOTE_KINDS = ("url", "huggingface", "oci", "s3")
 DEFAULT_MAX_VOICE_BYTES = 2**30
+# A lexicon word: what a whole-word match in text can find.
+LEXICON_WORD = re.compile(r"[^\W_](?:[\w'-]*[^\W_])?")
 
 
 class ManifestError(ValueError):
@@ -144,6 +146,8 @@ class Voice:
     language: str = ""
     sample_rate: int = 0
     defaults: VoiceDefaults = field(default_factory=VoiceDefaults)
+    # Pronunciations: (word, IPA phonemes), matched whole-word and case-blind.
+    lexicon: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -224,7 +228,25 @@ def voice_from_manifest(manifest: Mapping[str, Any]) -> Voice:
             noise_w=_optional_float(defaults.get("noiseW")),
             speaker=defaults.get("speaker"),
         ),
+        lexicon=lexicon_from_manifest(spec.get("lexicon") or [], where),
     )
+
+
+def lexicon_from_manifest(entries: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """spec.lexicon: [{word, phonemes}]; a word is letters, digits, apostrophes and hyphens."""
+    if not isinstance(entries, list):
+        raise ManifestError(f"{where}: spec.lexicon must be a list of {{word, phonemes}}")
+    lexicon = []
+    for index, entry in enumerate(entries):
+        word = str(entry.get("word", "")).strip() if isinstance(entry, Mapping) else ""
+        phonemes = str(entry.get("phonemes", "")).strip() if isinstance(entry, Mapping) else ""
+        if not LEXICON_WORD.fullmatch(word) or not phonemes or "]]" in phonemes:
+            raise ManifestError(
+                f"{where}: spec.lexicon[{index}] needs a word (letters, digits, ' or -) "
+                "and its phonemes (IPA, without ]])"
+            )
+        lexicon.append((word, phonemes))
+    return tuple(lexicon)
 
 
 def pool_from_manifest(manifest: Mapping[str, Any]) -> Pool:
@@ -503,5 +525,6 @@ def voice_to_manifest(voice: Voice) -> dict[str, Any]:
             "language": voice.language,
             "sampleRate": voice.sample_rate,
             "defaults": defaults,
+            "lexicon": [{"word": word, "phonemes": ph} for word, ph in voice.lexicon],
         },
     }

@@ -24,7 +24,11 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
+from ttsfleet.proto import tts_pb2
+from ttsfleet.ssml import is_ssml
 from ttsfleet.text import split_text
+
+TextFormat = tts_pb2.TextFormat
 
 Piece = TypeVar("Piece")
 Chunk = TypeVar("Chunk")
@@ -42,9 +46,12 @@ class FanoutPolicy:
     # Pieces of one request synthesized at the same time.
     parallel: int = 4
 
-    def pieces(self, text: str) -> list[str]:
-        """The text's pieces, or the text alone when it is short."""
-        if len(text) < self.min_chars:
+    def pieces(
+        self, text: str, text_format: TextFormat = tts_pb2.TEXT_FORMAT_UNSPECIFIED
+    ) -> list[str]:
+        """The text's pieces, or the text alone when it is short or SSML (whose markup
+        spans sentences: it goes to one pod whole)."""
+        if len(text) < self.min_chars or is_ssml(text, text_format):
             return [text]
         return split_text(text, self.piece_chars, self.max_chars)
 

@@ -4,11 +4,12 @@ Run: python tests/bench/bench_priorities.py [--rounds N] [--burst N]
 
 One pod of the real voice on the torch engine (CPU, one torch thread per
 lane), over real gRPC. Each round measures the median time to first audio of
-a short interactive request three ways, in turns: on the idle pod; while a
-burst of long streams sent as batch (jobs) is being decoded; and while the
-same burst is sent as interactive (what every request was before priority
-classes). The burst is cancelled after each measurement. Quote the ratios:
-the machine is shared.
+a short interactive request on the idle pod, and the time to first audio of
+one that arrives just after a burst of long streams (more than a batch
+holds) started: sent as batch (jobs), and the same burst sent as
+interactive (what every request was before priority classes), which the
+newcomer queues behind. The burst is cancelled after each measurement.
+Quote the ratios: the machine is shared.
 """
 
 from __future__ import annotations
@@ -42,12 +43,12 @@ BURST_TEXT = (
 async def during_burst(
     stub: tts_pb2_grpc.TTSServiceStub, burst: int, priority: tts_pb2.Priority
 ) -> float:
-    """The median first audio while `burst` long streams of `priority` are decoded."""
+    """The first audio of a request that arrives as `burst` streams of `priority` start."""
     request = tts_pb2.TTSRequest(text=BURST_TEXT, priority=priority)
     calls = [stub.StreamSynthesize(request) for _ in range(burst)]
     try:
         await asyncio.wait_for(calls[0].read(), 120)
-        return await median_first_audio(stub)
+        return await first_audio_seconds(stub)
     finally:
         for call in calls:
             call.cancel()
@@ -80,6 +81,7 @@ async def bench(rounds: int, burst: int) -> None:
                 results[name].append(seconds)
     idle = statistics.median(results["idle pod"])
     print(f"\nTime to first audio of a short interactive request; {rounds} rounds, medians")
+    print("(idle: the median of five in a row; during a burst: one arriving just after it)")
     print(f"{'while':<26}{'ms':>8}{'vs idle':>10}")
     for name, times in results.items():
         median = statistics.median(times)
@@ -89,7 +91,7 @@ async def bench(rounds: int, burst: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--burst", type=int, default=8, help="long streams in the burst")
+    parser.add_argument("--burst", type=int, default=12, help="long streams (a batch holds 8)")
     args = parser.parse_args()
     asyncio.run(bench(args.rounds, args.burst))
 

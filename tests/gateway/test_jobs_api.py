@@ -45,7 +45,13 @@ async def test_the_same_idempotency_key_returns_the_first_job(http: httpx.AsyncC
     [
         ({"text": "   "}, "text", "String should match pattern"),
         ({"text": "Hi.", "speed": 9}, "speed", "less than or equal to 4"),
-        ({"text": "Hi.", "format": "mp3"}, "format", "'wav' or 'pcm'"),
+        ({"text": "Hi.", "format": "ogg"}, "format", "'mulaw' or 'alaw'"),
+        (
+            {"text": "Hi.", "format": "opus", "sample_rate": 22050},
+            "sample_rate",
+            "OGG_OPUS takes sample rates",
+        ),
+        ({"text": "<speak>Hi <b>there</speak>"}, "text", "malformed SSML at line 1, column"),
         ({"text": "Hi.", "sample_rate": 100}, "sample_rate", "greater than or equal to 8000"),
         ({"text": "Hi.", "callback_url": "ftp://x"}, "callback_url", "pattern"),
         ({"text": "Hi.", "colour": "red"}, "colour", "Extra inputs are not permitted"),

@@ -130,3 +130,41 @@ async def test_speed_and_errors_come_through_the_sdk(
     assert "unknown voice 'nobody'" in str(refused.value)
     with pytest.raises(openai.BadRequestError):
         await client.audio.speech.create(model="tts-1", voice="alloy", input=TEXT, speed=4.5)
+
+
+async def test_word_timestamps_come_as_events_or_with_the_audio_as_json(
+    fleet: tuple[openai.AsyncOpenAI, float],
+) -> None:
+    client, seconds = fleet
+    request: dict[str, Any] = {"model": "tts-1", "voice": "alloy", "input": TEXT}
+    async with client.audio.speech.with_streaming_response.create(
+        **request, stream_format="sse", extra_body={"word_timestamps": True}
+    ) as response:
+        events = [
+            json.loads(line.removeprefix("data: "))
+            async for line in response.iter_lines()
+            if line.startswith("data: ")
+        ]
+    kinds = [event["type"] for event in events]
+    assert kinds[0] == "speech.words", "a word comes no later than the audio it starts in"
+    assert kinds[-1] == "speech.audio.done" and "speech.audio.delta" in kinds
+    streamed = [
+        word for event in events if event["type"] == "speech.words" for word in event["words"]
+    ]
+    whole = await client.audio.speech.with_raw_response.create(
+        **request,
+        response_format="flac",
+        extra_body={"word_timestamps": True, "word_phonemes": True},
+    )
+    assert whole.headers["content-type"] == "application/json"
+    body = whole.http_response.json()
+    assert _seconds(base64.b64decode(body["audio"]), "flac") == pytest.approx(seconds, rel=0.1)
+    words = body["words"]
+    assert (
+        [w["word"] for w in words]
+        == [w["word"] for w in streamed]
+        == [word.strip(",.") for word in TEXT.split()]
+    )
+    assert all(w["phonemes"] for w in words) and not any(w["phonemes"] for w in streamed)
+    starts = [w["start"] for w in words]
+    assert starts == sorted(starts) and words[-1]["end"] == pytest.approx(seconds, abs=0.5)

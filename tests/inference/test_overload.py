@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 
 import grpc
 import pytest
@@ -12,6 +13,7 @@ from timed_fleet import VOICE, TimedEngine, address, timed_config, words
 from ttsfleet.inference.engine import Utterance
 from ttsfleet.inference.server import InferenceServer
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
+from ttsfleet.ssml import Segment
 
 
 class CountingEngine(TimedEngine):
@@ -21,9 +23,9 @@ class CountingEngine(TimedEngine):
         super().__init__(step_seconds=0.2, max_batch_size=1)
         self.front_end_calls = 0
 
-    def utterances(self, text: str) -> list[Utterance]:
+    def utterances(self, text: str | Sequence[Segment], words: bool = False) -> list[Utterance]:
         self.front_end_calls += 1
-        return super().utterances(text)
+        return super().utterances(text, words)
 
 
 async def test_a_full_pod_refuses_without_phonemizing() -> None:

@@ -16,6 +16,7 @@ from ttsfleet.audio import Audio
 from ttsfleet.errors import TTSError
 from ttsfleet.inference.engine import Stream, Utterance
 from ttsfleet.inference.scheduler import DONE, Scheduler, Synthesis
+from ttsfleet.inference.waiting_room import WaitingRoom
 from ttsfleet.wire import Priority
 
 BATCH = Priority.BATCH
@@ -286,3 +287,29 @@ async def test_the_load_reports_the_measured_speed() -> None:
     assert scheduler.load.audio_seconds_per_second == 0  # not measured yet
     await hear(scheduler, request(engine, 0, 12))
     assert 0.2 < scheduler.load.audio_seconds_per_second <= 0.4
+
+
+async def test_a_step_is_of_one_class_and_batch_newcomers_do_not_share_a_persons_start() -> None:
+    """Batch and interactive requests arriving together are never stepped together."""
+    engine = RecordingEngine(max_batch_size=4, windows=2)
+    scheduler = Scheduler(queue_limit=16, max_batch_size=8, max_wait_s=0.0)
+    batch = [request(engine, 100 * n, 2, BATCH) for n in range(1, 4)]
+    await hear(scheduler, *batch, request(engine, 0, 2), request(engine, 10, 2))
+    for step in engine.batches:
+        assert len({first >= 100 for first in step}) == 1, engine.batches
+    assert any(0 in step for step in engine.batches[:2])  # a person's start comes early
+
+
+def test_the_waiting_room_admits_batch_one_in_four_while_interactive_waits() -> None:
+    engine = RecordingEngine()
+    room: WaitingRoom[Synthesis] = WaitingRoom(batch_share=4)
+    for n in range(8):
+        room.add(request(engine, n, 1))
+    for n in range(3):
+        room.add(request(engine, 100 + n, 1, BATCH))
+    order = []
+    while (work := room.pop()) is not None:
+        order.append(work.utterances[0].phoneme_ids[0])
+    assert order == [0, 1, 2, 100, 3, 4, 5, 101, 6, 7, 102]
+    room.add(request(engine, 200, 1, BATCH))
+    assert room.pop([Priority.INTERACTIVE]) is None and len(room) == 1

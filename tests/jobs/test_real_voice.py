@@ -36,7 +36,7 @@ async def test_fanned_out_speech_equals_one_request(two_quiet_pods: list[Inferen
             request = tts_pb2.TTSRequest(text=TEXT)
             one, fanned = bytearray(), bytearray()
 
-            async def into(buffer: bytearray, data: bytes) -> None:
+            async def into(buffer: bytearray, data: bytes, rate: int) -> None:
                 buffer.extend(data)
 
             one_rate = await whole.synthesize(

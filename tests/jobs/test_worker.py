@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from audio_checks import read_wav
+import pytest
+from audio_checks import decode, read_wav
 from job_helpers import callback_receiver, send_callbacks, sentences, worker_for
 from timed_fleet import SAMPLE_RATE, VOICE, free_port
 
+from ttsfleet.errors import TTSError
 from ttsfleet.jobs.backend import JobBackend
 from ttsfleet.jobs.model import AudioFormat, JobSpec, JobState
 from ttsfleet.jobs.storage import DirectoryStore
@@ -112,3 +114,38 @@ async def test_a_callback_reports_success_with_the_audio_url(
             await send_callbacks(worker)
     assert [r["state"] for r in receiver.bodies] == ["succeeded"]
     assert receiver.bodies[0]["audio_url"] == f"/v1/jobs/{job.id}/audio"
+
+
+async def test_every_encoding_makes_one_file_of_the_whole_job(
+    backend: JobBackend, router: RouterServer, tmp_path: Path
+) -> None:
+    """Many pieces, one encoder: each result decodes whole, as long as the PCM it was made of."""
+    text = sentences(40)
+    seconds = len(text.split()) * SAMPLES_PER_WORD / SAMPLE_RATE
+    encoded = [f for f in AudioFormat if f not in (AudioFormat.WAV, AudioFormat.PCM)]
+    for audio_format in encoded:
+        await backend.submit(JobSpec(text=text, voice=VOICE, format=audio_format))
+    async with worker_for(backend, tmp_path, address(router)) as worker:
+        ended = [await worker.run_once(wait=5.0) for _ in encoded]
+    for job in ended:
+        assert job is not None and job.state is JobState.SUCCEEDED and job.pieces_total > 2
+        data = b"".join([c async for c in DirectoryStore(tmp_path).read(job.result)])
+        rate, samples = decode(data, job.spec.format.value, job.spec.format.codec.default_rate)
+        # MP3 and AAC add their encoder delay and padding (a few frames) once.
+        assert samples.size / rate == pytest.approx(seconds, abs=0.15), job.spec.format
+
+
+async def test_an_ssml_job_goes_to_the_fleet_whole(
+    backend: JobBackend, router: RouterServer, tmp_path: Path
+) -> None:
+    """Its markup spans sentences, so it is one piece (breaks: tests/inference/test_ssml_speech)."""
+    text = f'<speak>{sentences(6)} <break time="2s"/> {sentences(6)}</speak>'
+    with pytest.raises(TTSError, match="line 1, column"):
+        JobSpec(text="<speak>unclosed", voice=VOICE)
+    await backend.submit(JobSpec(text=text, voice=VOICE, format=AudioFormat.PCM))
+    async with worker_for(backend, tmp_path, address(router)) as worker:
+        ended = await worker.run_once(wait=5.0)
+    assert ended is not None and ended.state is JobState.SUCCEEDED
+    assert ended.pieces_total == 1
+    words = 2 * len(sentences(6).split())
+    assert await DirectoryStore(tmp_path).size(ended.result) == 2 * words * SAMPLES_PER_WORD

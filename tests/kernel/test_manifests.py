@@ -50,7 +50,14 @@ def test_quickstart_example_reads_with_defaults() -> None:
 
 
 def test_voice_round_trips_through_the_pod_config() -> None:
-    voice = voice_from_manifest(_voice(source={"package": "x"}, defaults={"noiseScale": 0}))
+    voice = voice_from_manifest(
+        _voice(
+            source={"package": "x"},
+            defaults={"noiseScale": 0},
+            lexicon=[{"word": "ttsfleet", "phonemes": "tˌiːtˌiːˈɛsfliːt"}],  # noqa: RUF001
+        )
+    )
+    assert voice.lexicon == (("ttsfleet", "tˌiːtˌiːˈɛsfliːt"),)  # noqa: RUF001
     assert voice_from_manifest(voice_to_manifest(voice)) == voice
     pool = manifests_from_documents([_pool(voices=["v"])]).pools[0]
     data = PodConfig.of(pool, [voice]).to_dict()
@@ -64,6 +71,9 @@ def test_voice_round_trips_through_the_pod_config() -> None:
         (_voice(source={}), "exactly one of package, path, url, huggingface, oci, s3, volume"),
         (_voice(source={"package": "a", "path": "/b"}), "exactly one of"),
         (_voice(source={"package": "a"}, engine="espeak"), "spec.engine 'espeak'"),
+        (_voice(source={"package": "a"}, lexicon=[{"word": "a b", "phonemes": "x"}]), "lexicon[0]"),
+        (_voice(source={"package": "a"}, lexicon=[{"word": "ab"}]), "lexicon[0] needs a word"),
+        (_voice(source={"package": "a"}, lexicon={"ab": "x"}), "spec.lexicon must be a list"),
         (_pool(), "voices is required"),
         (_pool(voices=["a"], defaultVoice="b"), "defaultVoice 'b' is not in spec.voices"),
         (_pool(voices=["a"], device="tpu"), "spec.device 'tpu'"),

@@ -107,3 +107,29 @@ async def test_a_short_saturation_wait_lets_the_request_through_when_room_appear
         waited = await stub.Synthesize(tts_pb2.TTSRequest(text="hi"))
         assert waited.audio.startswith(b"RIFF")
         assert [len([c async for c in call]) for call in (first, second)] == [5, 5]
+
+
+async def test_picks_are_logged_with_the_runner_up_and_predictions_checked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With every pick logged: the chosen pod, its predicted finish and the runner-up's;
+    each finished call's time on its pod is compared with its prediction."""
+    async with (
+        timed_pods([0.002, 0.002]) as pods,
+        running_router(pods, pick_log_every=1) as router,
+        stub_for(router) as stub,
+    ):
+        with caplog.at_level("INFO", logger="ttsfleet.router.forwarder"):
+            for _ in range(3):
+                await stub.Synthesize(tts_pb2.TTSRequest(text=words(10)))
+        ratio_count = router.metrics.registry.get_sample_value(
+            "ttsfleet_router_finish_vs_predicted_ratio_count", {"pool": "pool"}
+        )
+    picked = [r for r in caplog.records if r.getMessage() == "pod picked"]
+    assert len(picked) == 3 and ratio_count == 3
+    addresses = {f"127.0.0.1:{pod.port}" for pod in pods}
+    for record in picked:
+        fields = vars(record)
+        assert fields["pod"] in addresses and fields["runner_up"] in addresses - {fields["pod"]}
+        assert fields["predicted_seconds"] > 0 and fields["runner_up_seconds"] > 0
+        assert fields["picker"] == "finish-time"

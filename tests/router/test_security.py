@@ -21,7 +21,7 @@ from timed_fleet import running_router, words
 
 from ttsfleet.inference.server import InferenceServer
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
-from ttsfleet.router.security import token_file
+from ttsfleet.router.security import caller_name, token_file
 from ttsfleet.router.server import RouterServer
 
 TOKEN = "s3cret-token"
@@ -163,3 +163,11 @@ async def test_the_say_command_speaks_tls_with_a_token_file(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert out.read_bytes().startswith(b"RIFF")
+
+
+def test_a_callers_token_names_it_without_revealing_it() -> None:
+    """The router's name for a caller without a tenant: stable per token, never the token."""
+    name = caller_name("Bearer s3cret-token")
+    assert name.startswith("token-") and "s3cret" not in name
+    assert caller_name("bearer s3cret-token ") == name != caller_name("Bearer other")
+    assert caller_name(None) == caller_name("Basic abc") == caller_name("Bearer ") == ""

@@ -8,11 +8,12 @@ from typing import NoReturn
 
 import grpc
 
+from ttsfleet import codecs
 from ttsfleet.errors import TTSError
 from ttsfleet.gateway.auth import Gatekeeper
 from ttsfleet.jobs.model import AudioFormat, Job, JobSpec, JobState
 from ttsfleet.jobs.service import JobService
-from ttsfleet.proto import tts_pb2, ttsfleet_v1_pb2, ttsfleet_v1_pb2_grpc
+from ttsfleet.proto import ttsfleet_v1_pb2, ttsfleet_v1_pb2_grpc
 
 Code = grpc.StatusCode
 STATES = {
@@ -21,10 +22,6 @@ STATES = {
     JobState.SUCCEEDED: ttsfleet_v1_pb2.JOB_STATE_SUCCEEDED,
     JobState.FAILED: ttsfleet_v1_pb2.JOB_STATE_FAILED,
     JobState.DEAD_LETTERED: ttsfleet_v1_pb2.JOB_STATE_DEAD_LETTERED,
-}
-ENCODINGS = {
-    AudioFormat.WAV: tts_pb2.AUDIO_ENCODING_WAV,
-    AudioFormat.PCM: tts_pb2.AUDIO_ENCODING_PCM16,
 }
 
 
@@ -36,7 +33,7 @@ def job_message(job: Job, created: bool = False) -> ttsfleet_v1_pb2.Job:
         pieces_total=job.pieces_total,
         attempts=job.attempts,
         error=job.error,
-        encoding=ENCODINGS[job.spec.format],
+        encoding=job.spec.format.codec.encoding,
         created_ms=int(job.created_at * 1000),
         updated_ms=int(job.updated_at * 1000),
         created=created,
@@ -77,9 +74,8 @@ class JobsService(ttsfleet_v1_pb2_grpc.JobsServicer):
                 text=request.text,
                 voice=request.voice,
                 speaker=request.speaker,
-                format=AudioFormat.PCM
-                if request.encoding == tts_pb2.AUDIO_ENCODING_PCM16
-                else AudioFormat.WAV,
+                format=AudioFormat(codecs.codec(request.encoding, streaming=False).name),
+                text_format=request.text_format,
                 speed=request.speed or 1.0,
                 sample_rate=request.sample_rate,
                 callback_url=request.callback_url,

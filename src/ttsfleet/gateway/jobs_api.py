@@ -16,6 +16,13 @@ from ttsfleet.gateway.errors import responses
 from ttsfleet.gateway.schemas import JobList, JobRequest, JobStatus
 from ttsfleet.jobs.model import AudioFormat, Job, JobSpec
 from ttsfleet.jobs.service import JobService
+from ttsfleet.proto import tts_pb2
+
+TEXT_FORMATS = {
+    "auto": tts_pb2.TEXT_FORMAT_UNSPECIFIED,
+    "plain": tts_pb2.TEXT_FORMAT_PLAIN,
+    "ssml": tts_pb2.TEXT_FORMAT_SSML,
+}
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 dead_letters = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"])
@@ -60,6 +67,7 @@ async def submit_job(
         voice=body.voice,
         speaker=body.speaker,
         format=AudioFormat(body.format),
+        text_format=TEXT_FORMATS[body.text_format],
         speed=body.speed,
         sample_rate=body.sample_rate or 0,
         callback_url=body.callback_url or "",
@@ -83,7 +91,7 @@ async def get_job(job_id: str, request: Request) -> JobStatus:
     response_class=StreamingResponse,
     responses={
         200: {
-            "content": {"audio/wav": {}, "audio/pcm": {}},
+            "content": {audio_format.media_type: {} for audio_format in AudioFormat},
             "description": "The audio, in the format the job asked for.",
         },
         **responses(404, 409),

@@ -19,6 +19,9 @@ SPEAKER_DESCRIPTION = (
 )
 
 
+JobFormat = Literal["wav", "pcm", "mp3", "opus", "aac", "flac", "mulaw", "alaw"]
+
+
 class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -29,8 +32,15 @@ class JobRequest(BaseModel):
         "", max_length=MAX_NAME, description="A voice name; empty: the fleet's default."
     )
     speaker: str = Field("", max_length=MAX_SPEAKER, description=SPEAKER_DESCRIPTION)
-    format: Literal["wav", "pcm"] = Field(
-        "wav", description="wav: a WAV file; pcm: headerless 16-bit little-endian mono."
+    format: JobFormat = Field(
+        "wav",
+        description="wav: a WAV file; pcm: headerless 16-bit little-endian mono; mp3, opus "
+        "(Ogg), aac, flac; mulaw and alaw (headerless G.711, 8 kHz unless sample_rate says).",
+    )
+    text_format: Literal["auto", "plain", "ssml"] = Field(
+        "auto",
+        description="ssml: the SSML subset of docs/audio.md; auto: SSML when the text starts "
+        "with <speak.",
     )
     speed: float = Field(1.0, ge=MIN_SPEED, le=MAX_SPEED, description="1.0 is normal.")
     sample_rate: int | None = Field(
@@ -63,7 +73,7 @@ class JobStatus(BaseModel):
     error: str | None = Field(description="The last error: why it failed, or why it is retrying.")
     voice: str | None
     speaker: str | None = None
-    format: Literal["wav", "pcm"]
+    format: JobFormat
     created_at: float = Field(description="Unix time.")
     updated_at: float = Field(description="Unix time.")
     audio_url: str | None = Field(description="Where the audio is, once succeeded.")
@@ -110,6 +120,30 @@ class SpeechRequest(BaseModel):
         description="Accepted and ignored: Piper voices take no style instructions "
         "(the X-Instructions header says so).",
     )
+    word_timestamps: bool = Field(
+        False,
+        description="ttsfleet's addition: each word's start and end (seconds from the start of "
+        "the audio). With stream_format sse, a speech.words event before the audio that holds "
+        "their start; otherwise one JSON object (SpeechWithWords) instead of the audio bytes.",
+    )
+    word_phonemes: bool = Field(
+        False, description="With word_timestamps: each word's phonemes too (implies it)."
+    )
+
+
+class SpokenWord(BaseModel):
+    word: str
+    start: float = Field(description="Seconds from the start of the audio.")
+    end: float
+    phonemes: str = Field("", description="The word's phonemes, with word_phonemes.")
+
+
+class SpeechWithWords(BaseModel):
+    """The answer to a word_timestamps request that is not streamed as events."""
+
+    audio: str = Field(description="The whole file in response_format, base64.")
+    sample_rate: int
+    words: list[SpokenWord]
 
 
 class ErrorDetail(BaseModel):

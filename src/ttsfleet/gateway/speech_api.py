@@ -15,18 +15,18 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 import grpc
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ttsfleet import codecs
 from ttsfleet.errors import TTSError
 from ttsfleet.gateway.auth import Caller
 from ttsfleet.gateway.errors import responses
 from ttsfleet.gateway.openai_voices import VoiceMap
-from ttsfleet.gateway.schemas import SpeechRequest
+from ttsfleet.gateway.schemas import SpeechRequest, SpeechWithWords, SpokenWord
 from ttsfleet.jobs.fleet_client import FleetClient
 from ttsfleet.proto import tts_pb2
 
@@ -65,14 +65,16 @@ class StreamSlots:
             "content": {
                 **{codec.media_type: {} for codec in codecs.BY_NAME.values()},
                 "text/event-stream": {},
+                "application/json": {"schema": SpeechWithWords.model_json_schema()},
             },
-            "description": "Speech, streamed; X-Sample-Rate gives the rate.",
+            "description": "Speech, streamed; X-Sample-Rate gives the rate. With "
+            "word_timestamps and no SSE, one JSON object with the audio and its words.",
         },
         **responses(400, 429, 502, 503, 504),
     },
     summary="Text to speech, streamed (OpenAI-compatible)",
 )
-async def create_speech(body: SpeechRequest, request: Request) -> StreamingResponse:
+async def create_speech(body: SpeechRequest, request: Request) -> Response:
     fleet: FleetClient = request.app.state.fleet
     slots: StreamSlots = request.app.state.speech_slots
     voices: VoiceMap = request.app.state.openai_voices
@@ -88,6 +90,8 @@ async def create_speech(body: SpeechRequest, request: Request) -> StreamingRespo
             encoding=tts_pb2.AUDIO_ENCODING_PCM16,
             sample_rate=OPENAI_PCM_RATE if codec is codecs.PCM16 else codec.default_rate,
             request_id=request.headers.get("x-request-id", ""),
+            word_timestamps=body.word_timestamps,
+            word_phonemes=body.word_phonemes,
             priority=caller.priority.field,
         ),
         tenant=caller.tenant,
@@ -103,15 +107,15 @@ async def create_speech(body: SpeechRequest, request: Request) -> StreamingRespo
         slots.give_back()
         raise
 
-    async def pcm() -> AsyncGenerator[tuple[bytes, int], None]:
-        yield first.chunk, first.sample_rate
+    async def pcm() -> AsyncGenerator[tuple[bytes, int, Sequence[tts_pb2.WordTiming]], None]:
+        yield first.chunk, first.sample_rate, first.words
         async for chunk in stream:
-            yield chunk.chunk, chunk.sample_rate
+            yield chunk.chunk, chunk.sample_rate, chunk.words
 
-    async def audio() -> AsyncGenerator[bytes, None]:
+    async def encoded() -> AsyncGenerator[tuple[bytes, list[tts_pb2.WordTiming]], None]:
         try:
-            async for data, _ in codecs.encode_stream(pcm(), codec):
-                yield data
+            async for data, _, words in codecs.encode_stream(pcm(), codec):
+                yield data, words
         finally:
             await stream.aclose()
             slots.give_back()
@@ -120,21 +124,66 @@ async def create_speech(body: SpeechRequest, request: Request) -> StreamingRespo
     if body.instructions:
         headers["X-Instructions"] = INSTRUCTIONS_IGNORED
     if body.stream_format == "sse":
-        return StreamingResponse(events(audio()), media_type="text/event-stream", headers=headers)
-    return StreamingResponse(audio(), media_type=codec.media_type, headers=headers)
+        return StreamingResponse(events(encoded()), media_type="text/event-stream", headers=headers)
+    if body.word_timestamps or body.word_phonemes:
+        return JSONResponse(await with_words(encoded(), first.sample_rate), headers=headers)
+    return StreamingResponse(audio(encoded()), media_type=codec.media_type, headers=headers)
 
 
-async def events(audio: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
+async def audio(
+    encoded: AsyncGenerator[tuple[bytes, list[tts_pb2.WordTiming]], None],
+) -> AsyncIterator[bytes]:
+    async with contextlib.aclosing(encoded):
+        async for data, _ in encoded:
+            yield data
+
+
+async def with_words(
+    encoded: AsyncGenerator[tuple[bytes, list[tts_pb2.WordTiming]], None], sample_rate: int
+) -> dict[str, object]:
+    """The whole answer as SpeechWithWords: the file, then every word.
+
+    Nothing is sent before the end, so a failure on the way is a proper HTTP error.
+    """
+    data = bytearray()
+    words: list[dict[str, object]] = []
+    async with contextlib.aclosing(encoded):
+        try:
+            async for chunk, chunk_words in encoded:
+                data += chunk
+                words += map(_word, chunk_words)
+        except grpc.aio.AioRpcError as error:
+            raise TTSError.from_rpc(error) from None
+    return SpeechWithWords.model_validate(
+        {"audio": base64.b64encode(data).decode(), "sample_rate": sample_rate, "words": words}
+    ).model_dump()
+
+
+async def events(
+    encoded: AsyncGenerator[tuple[bytes, list[tts_pb2.WordTiming]], None],
+) -> AsyncIterator[bytes]:
     """OpenAI's speech events: a `speech.audio.delta` per chunk, then `speech.audio.done`.
 
-    Tokens are not counted here: the usage numbers are zeros, present so that
-    clients that read them find them.
+    With word timings asked for, a `speech.words` event (ttsfleet's own) comes
+    before the delta whose audio the words start in. Tokens are not counted
+    here: the usage numbers are zeros, present so that clients that read them
+    find them.
     """
-    async with contextlib.aclosing(audio):
-        async for data in audio:
-            yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode()})
+    async with contextlib.aclosing(encoded):
+        async for data, words in encoded:
+            if words:
+                yield _event({"type": "speech.words", "words": [_word(w) for w in words]})
+            if data:
+                delta = base64.b64encode(data).decode()
+                yield _event({"type": "speech.audio.delta", "audio": delta})
     usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
     yield _event({"type": "speech.audio.done", "usage": usage})
+
+
+def _word(word: tts_pb2.WordTiming) -> dict[str, object]:
+    return SpokenWord(
+        word=word.word, start=word.start, end=word.end, phonemes=word.phonemes
+    ).model_dump()
 
 
 def _event(data: dict[str, object]) -> bytes:

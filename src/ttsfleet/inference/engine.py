@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ttsfleet.audio import Audio
 from ttsfleet.inference.speakers import Speakers
+from ttsfleet.inference.words import WordSpan
+from ttsfleet.ssml import Segment
 
 EMPTY: Audio = np.zeros(0, dtype=np.float32)
 
@@ -36,9 +38,17 @@ class VoiceInfo:
 
 @dataclass(frozen=True)
 class Utterance:
-    """One sentence as model input."""
+    """One sentence as model input; with word timings asked for, where its words are.
+
+    SSML sets the rest: seconds of silence before and after it (`<break>`),
+    and its rate against the request's speed (`<prosody rate>`).
+    """
 
     phoneme_ids: tuple[int, ...]
+    words: tuple[WordSpan, ...] = ()
+    pause_before: float = 0.0
+    pause_after: float = 0.0
+    rate: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -54,8 +64,22 @@ class SynthesisParams:
 BatchItem = tuple[Utterance, SynthesisParams]
 
 
+def batch_item(utterance: Utterance, params: SynthesisParams) -> BatchItem:
+    """The utterance with the request's settings at its own rate."""
+    if utterance.rate == 1.0:
+        return utterance, params
+    return utterance, replace(params, length_scale=params.length_scale / utterance.rate)
+
+
 class Stream(ABC):
-    """One utterance being synthesized: the engine's state between its steps."""
+    """One utterance being synthesized: the engine's state between its steps.
+
+    `id_samples`, once the engine knows it (at the latest with the first
+    piece), is how many audio samples each phoneme id lasts: the model's own
+    durations, which word timings come from.
+    """
+
+    id_samples: Sequence[int] | None = None
 
     @property
     @abstractmethod
@@ -70,8 +94,12 @@ class VoiceEngine(ABC):
     max_batch_size: int = 1
 
     @abstractmethod
-    def utterances(self, text: str) -> list[Utterance]:
-        """Splits text into model-ready sentences; may return none for unspeakable text."""
+    def utterances(self, text: str | Sequence[Segment], words: bool = False) -> list[Utterance]:
+        """Splits text (plain, or read from SSML) into model-ready sentences; may return none
+        for unspeakable text.
+
+        With `words`, each utterance says which of its phoneme ids speak which word.
+        """
 
     @abstractmethod
     def default_params(self, speed: float) -> SynthesisParams:

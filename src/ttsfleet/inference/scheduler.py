@@ -8,17 +8,18 @@ batch of streams. Batches are re-formed at every step, so requests join and
 leave at window boundaries (continuous batching), never at sentence ends.
 
 Two lanes, one engine thread each, share the active set:
-- the first lane starts newcomers: their latents and their small first
-  window, batched together, so a newcomer's first audio never waits for
-  other requests' later windows (nor their next sentences' latents);
+- the first lane starts interactive newcomers: their latents and their small
+  first window, batched together, so a newcomer's first audio never waits
+  for other requests' later windows (nor their next sentences' latents);
 - the second lane runs every started request's next window (preparing its
   next sentence when one ends), up to `max_batch_size` per step, the
-  requests taking turns when more are started than a step takes.
+  requests taking turns when more are started than a step takes; it also
+  starts batch newcomers (nobody waits on a batch request's first audio).
 A request is in exactly one lane: the second takes it after its first step.
 
 Priorities (see `waiting_room`): interactive requests are admitted before
-batch ones, and each lane's batch puts interactive requests first, except
-that batch work gets at least one turn in every `batch_share`. Interactive
+batch ones, and a step is of one class, interactive first, except that
+batch work gets at least one step in every `batch_share`. Interactive
 requests are admitted while fewer than `max_batch_size` interactive ones are
 in flight, however many batch ones are (those then wait their turn at window
 boundaries: a burst of jobs never holds a person's request in the queue);
@@ -40,16 +41,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
+import numpy as np
 
 from ttsfleet.audio import Audio
 from ttsfleet.errors import TTSError
-from ttsfleet.inference.engine import Stream, SynthesisParams, Utterance, VoiceEngine
+from ttsfleet.inference.engine import (
+    Stream,
+    SynthesisParams,
+    Utterance,
+    VoiceEngine,
+    batch_item,
+)
 from ttsfleet.inference.speedometer import Speedometer
 from ttsfleet.inference.waiting_room import WaitingRoom
+from ttsfleet.inference.words import WordTime, word_times
 from ttsfleet.wire import Priority
 
-# A synthesis's output queue carries audio pieces, then one of these.
+# A synthesis's output queue carries audio pieces, then one of these. With
+# word timings asked for, an utterance's word times come before its audio.
 DONE = None
+Output = Audio | tuple[WordTime, ...] | BaseException | None
 # Added to the second lane thread's niceness: at 10, Linux gives a contending
 # thread of niceness 0 about nine tenths of a shared core.
 _REST_LANE_NICENESS = 10
@@ -67,7 +78,7 @@ class Synthesis:
     priority: Priority = Priority.INTERACTIVE
     # Whose request it is: requests of one class are admitted tenant by tenant in turn.
     tenant: str = ""
-    output: asyncio.Queue[Audio | BaseException | None] = field(default_factory=asyncio.Queue)
+    output: asyncio.Queue[Output] = field(default_factory=asyncio.Queue)
     # When it was queued (monotonic): the wait until admission is a metric.
     queued_at: float = field(default_factory=time.monotonic)
     next_utterance: int = 0
@@ -262,7 +273,7 @@ class Scheduler:
     def _yields_to_newcomer(self, batch: list[Synthesis]) -> bool:
         """Whether a step of batch work only should wait while an interactive newcomer starts."""
         return all(work.priority is Priority.BATCH for work in batch) and any(
-            work.priority is Priority.INTERACTIVE and not work.started for work in self._active
+            map(_starts_first, self._active)
         )
 
     def _count_turn(self, lane: int, batch: list[Synthesis]) -> None:
@@ -271,23 +282,24 @@ class Scheduler:
         if any(work.priority is Priority.BATCH for work in batch):
             self._batch_passed_over[lane] = 0
         elif any(
-            work.priority is Priority.BATCH and work.started != newcomers for work in self._active
+            work.priority is Priority.BATCH and _starts_first(work) == newcomers
+            for work in self._active
         ):
             self._batch_passed_over[lane] += 1
 
     def _pick(self, newcomers: bool) -> list[Synthesis]:
-        """The lane's next batch: requests of one voice, up to the batch size.
+        """The lane's next batch: requests of one voice and one class, up to the batch size.
 
-        Interactive requests first, batch ones first when batch work has been
-        passed over `batch_share - 1` steps in a row; in turn order within a class.
+        Interactive requests, or batch ones when batch work has been passed
+        over `batch_share - 1` steps in a row (or is all there is); in turn order.
         """
-        ready = [work for work in self._active if work.started != newcomers]
+        ready = [work for work in self._active if _starts_first(work) == newcomers]
         if not ready:
             return []
         batch_first = self._batch_passed_over[0 if newcomers else 1] >= self._batch_share - 1
         ready.sort(key=lambda work: (work.priority is Priority.BATCH) != batch_first)
-        engine = ready[0].engine
-        same = [work for work in ready if work.engine is engine]
+        engine, priority = ready[0].engine, ready[0].priority
+        same = [work for work in ready if work.engine is engine and work.priority is priority]
         return same[: self._batch_limit(engine)]
 
     def _batch_limit(self, engine: VoiceEngine) -> int:
@@ -310,6 +322,7 @@ class Scheduler:
         self, batch: list[Synthesis], executor: concurrent.futures.ThreadPoolExecutor
     ) -> None:
         self._on_batch(len(batch))
+        fresh = {work for work in batch if work.stream is None}
         loop = asyncio.get_running_loop()
         self._speed.step_started()
         try:
@@ -328,10 +341,16 @@ class Scheduler:
             if synthesis not in self._active:
                 continue  # cancelled during the step
             synthesis.started = True
+            utterance = synthesis.utterances[synthesis.next_utterance]
+            if synthesis in fresh:
+                _pause(synthesis, utterance.pause_before, rate)
+                if utterance.words and stream.id_samples is not None:
+                    synthesis.output.put_nowait(word_times(utterance.words, stream.id_samples))
             if piece.size:
                 synthesis.output.put_nowait(piece)
                 synthesis.pending_seconds = max(synthesis.pending_seconds - piece.size / rate, 0)
             if stream.done:
+                _pause(synthesis, utterance.pause_after, rate)
                 synthesis.stream = None
                 synthesis.next_utterance += 1
             if synthesis.finished:
@@ -342,6 +361,18 @@ class Scheduler:
         self._active.sort(key=lambda work: work in served)
         self._wake()
         self._notify()
+
+
+def _pause(synthesis: Synthesis, seconds: float, rate: int) -> None:
+    """Silence (an SSML break) into the synthesis's audio."""
+    if seconds > 0:
+        synthesis.output.put_nowait(np.zeros(round(seconds * rate), np.float32))
+        synthesis.pending_seconds = max(synthesis.pending_seconds - seconds, 0)
+
+
+def _starts_first(work: Synthesis) -> bool:
+    """Whether the request's next step is in the first lane: an interactive newcomer's."""
+    return not work.started and work.priority is Priority.INTERACTIVE
 
 
 def _lower_priority() -> None:
@@ -357,7 +388,9 @@ def _advance(batch: list[Synthesis]) -> list[tuple[Stream, Audio]]:
     engine = batch[0].engine
     fresh = [work for work in batch if work.stream is None]
     prepared = iter(
-        engine.prepare([(work.utterances[work.next_utterance], work.params) for work in fresh])
+        engine.prepare(
+            [batch_item(work.utterances[work.next_utterance], work.params) for work in fresh]
+        )
         if fresh
         else ()
     )

@@ -22,6 +22,7 @@ from ttsfleet.inference.engine import VoiceEngine
 from ttsfleet.inference.metrics import InferenceMetrics
 from ttsfleet.inference.scheduler import DONE, Load, Scheduler, Synthesis
 from ttsfleet.inference.validation import ValidRequest, validate
+from ttsfleet.inference.word_clock import WordClock
 from ttsfleet.manifests import PodConfig
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc, ttsfleet_v1_pb2, ttsfleet_v1_pb2_grpc
 from ttsfleet.rollouts import voice_revision
@@ -132,18 +133,21 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
 
     async def _pcm(
         self, valid: ValidRequest, call: _Call, unary: bool
-    ) -> AsyncGenerator[tuple[bytes, int], None]:
-        """Queues the request and yields (PCM16 bytes, sample rate) as audio arrives.
+    ) -> AsyncGenerator[tuple[bytes, int, list[tts_pb2.WordTiming]], None]:
+        """Queues the request and yields (PCM16 bytes, sample rate, words) as audio arrives.
 
-        A unary request whose answer could outgrow the pool's limit is
-        refused before it is queued, not after its audio exists.
+        Words (with word timings asked for) come with the piece their audio
+        starts in. A unary request whose answer could outgrow the pool's
+        limit is refused before it is queued, not after its audio exists.
         """
         call.voice = valid.voice
         engine = self._engines[valid.voice]
         speaker = engine.info.speakers.resolve(valid.voice, valid.speaker)
         # A full or draining pod says so before phonemizing: refusals stay instant under load.
         self._scheduler.check_room()
-        utterances = await asyncio.to_thread(engine.utterances, valid.text)
+        utterances = await asyncio.to_thread(
+            engine.utterances, valid.segments, valid.word_timestamps
+        )
         if not utterances:
             raise TTSError(grpc.StatusCode.INVALID_ARGUMENT, "text has nothing to speak")
         params = dataclasses.replace(engine.default_params(valid.speed), speaker=speaker)
@@ -166,21 +170,25 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
         )
         self._scheduler.submit(work)
         resampler = audio.Resampler(native, rate)
+        words = WordClock(native, valid.word_phonemes)
         try:
             while (piece := await work.output.get()) is not DONE:
                 if isinstance(piece, BaseException):
                     log.error("engine failed", exc_info=piece)
                     span.record_exception(piece)
                     raise TTSError(grpc.StatusCode.INTERNAL, f"synthesis failed: {piece}")
+                if isinstance(piece, tuple):
+                    words.utterance(piece)
+                    continue
                 if call.first_audio is None:
                     span.add_event("first audio")
                 out = resampler.convert(piece)
                 call.audio(out.size, rate)
-                yield audio.to_pcm16(out), rate
+                yield audio.to_pcm16(out), rate, words.audio(piece.size)
             tail = resampler.convert(np.zeros(0, np.float32), last=True)
             if tail.size:
                 call.audio(tail.size, rate)
-                yield audio.to_pcm16(tail), rate
+                yield audio.to_pcm16(tail), rate, []
         finally:
             self._scheduler.cancel(work)
             span.end()
@@ -190,7 +198,11 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
     ) -> tts_pb2.TTSResponse:
         async with self._call("Synthesize", request, context) as call:
             valid = self._check(request, context, streaming=False)
-            pieces = [pcm async for pcm, _ in self._pcm(valid, call, unary=True)]
+            pieces: list[bytes] = []
+            words: list[tts_pb2.WordTiming] = []
+            async for pcm, _, new_words in self._pcm(valid, call, unary=True):
+                pieces.append(pcm)
+                words += new_words
             rate = call.sample_rate
             body = await asyncio.to_thread(codecs.encode, b"".join(pieces), rate, valid.codec)
             return tts_pb2.TTSResponse(
@@ -200,6 +212,7 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
                 voice=valid.voice,
                 request_id=logs.request_id.get(),
                 audio_seconds=call.samples / rate,
+                words=words,
             )
         raise AssertionError("unreachable: _call aborts on every error")
 
@@ -210,13 +223,13 @@ class SynthesisService(tts_pb2_grpc.TTSServiceServicer):
             valid = self._check(request, context, streaming=True)
             sent_metadata = False
             pcm = self._pcm(valid, call, unary=False)
-            async for data, rate in codecs.encode_stream(pcm, valid.codec):
+            async for data, rate, words in codecs.encode_stream(pcm, valid.codec):
                 if not sent_metadata:
                     await context.send_initial_metadata(
                         ((wire.SAMPLE_RATE_KEY, str(rate)), *load_metadata(self._scheduler.load))
                     )
                     sent_metadata = True
-                yield tts_pb2.AudioChunk(chunk=data, sample_rate=rate)
+                yield tts_pb2.AudioChunk(chunk=data, sample_rate=rate, words=words)
 
     async def ListVoices(
         self, request: tts_pb2.ListVoicesRequest, context: grpc.aio.ServicerContext

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import grpc
 
+from ttsfleet import ssml
 from ttsfleet.codecs import Codec, codec
 from ttsfleet.errors import TTSError
 from ttsfleet.proto import tts_pb2
@@ -21,7 +22,8 @@ from ttsfleet.wire import Priority
 
 @dataclass(frozen=True)
 class ValidRequest:
-    text: str
+    text: str  # what is spoken, without markup
+    segments: tuple[ssml.Segment, ...]
     voice: str
     speed: float
     sample_rate: int  # 0: the codec's or the voice's own
@@ -29,6 +31,9 @@ class ValidRequest:
     priority: Priority
     tenant: str
     speaker: str = ""  # a name or decimal id, resolved against the voice's speakers
+    # Word timings; asking for the words' phonemes asks for their timings too.
+    word_timestamps: bool = False
+    word_phonemes: bool = False
 
 
 def validate(
@@ -46,7 +51,13 @@ def validate(
         raise TTSError(
             invalid, f"text is {len(request.text)} characters; the limit is {max_text_length}"
         )
-    text = clean_text(request.text)
+    if ssml.is_ssml(request.text, request.text_format):
+        # Parsed as sent: cleaning first would move the line and column errors name.
+        segments = [_cleaned(segment) for segment in ssml.parse(request.text)]
+        text = ssml.spoken_text(segments)
+    else:
+        text = clean_text(request.text)
+        segments = ssml.plain(text)
     if not text:
         raise TTSError(invalid, "text is empty")
     voice = request.voice or default_voice
@@ -68,6 +79,7 @@ def validate(
         chosen.check_rate(rate)
     return ValidRequest(
         text=text,
+        segments=tuple(segments),
         voice=voice,
         speed=speed,
         sample_rate=rate,
@@ -75,4 +87,11 @@ def validate(
         priority=priority,
         tenant=tenant,
         speaker=request.speaker.strip(),
+        word_timestamps=request.word_timestamps or request.word_phonemes,
+        word_phonemes=request.word_phonemes,
     )
+
+
+def _cleaned(segment: ssml.Segment) -> ssml.Segment:
+    parts = (replace(part, text=clean_text(part.text)) for part in segment.parts)
+    return replace(segment, parts=tuple(part for part in parts if part.text))

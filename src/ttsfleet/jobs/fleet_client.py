@@ -10,6 +10,7 @@ that fails is retried with backoff without duplicating audio.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -21,6 +22,7 @@ from ttsfleet.errors import TTSError
 from ttsfleet.jobs.retry import RetryPolicy
 from ttsfleet.pieces import FanoutPolicy, fan_out
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
+from ttsfleet.word_offsets import PieceClock
 
 log = logging.getLogger(__name__)
 
@@ -66,32 +68,38 @@ class FleetClient:
         )
         return voices
 
-    def stream(
+    async def stream(
         self, request: tts_pb2.TTSRequest, tenant: str = ""
     ) -> AsyncGenerator[tts_pb2.AudioChunk, None]:
-        """PCM16 chunks of the whole text in order; gRPC errors pass through.
+        """PCM16 chunks of the whole text in order, word times on its clock; gRPC errors pass
+        through.
 
         `tenant` names the caller to the fleet, whose pods share capacity fairly
         between tenants.
         """
-        pieces = list(enumerate(self.fanout.pieces(request.text)))
-        live = functools.partial(self._piece_stream, request, tenant)
-        return fan_out(pieces, live, self.fanout.parallel)
+        pieces = list(enumerate(self.fanout.pieces(request.text, request.text_format)))
+        live = functools.partial(self._numbered_stream, request, tenant)
+        clock = PieceClock()
+        async with contextlib.aclosing(fan_out(pieces, live, self.fanout.parallel)) as chunks:
+            async for index, chunk in chunks:
+                clock.place(index, chunk)
+                yield chunk
 
     async def synthesize(
         self,
         request: tts_pb2.TTSRequest,
         progress: Callable[[int, int], None],
-        sink: Callable[[bytes], Awaitable[None]],
+        sink: Callable[[bytes, int], Awaitable[None]],
         tenant: str = "",
     ) -> int:
-        """Hands the whole text's PCM16 to `sink` in order, calling `progress(done, total)` as
+        """Hands the whole text's PCM16 (and its rate) to `sink` in order, calling
+        `progress(done, total)` as
         pieces finish; returns the sample rate. Only the pieces in flight are held in memory.
 
         Raises TTSError once a piece failed permanently or used up its attempts
         (`sink` may have had part of the audio by then: the caller discards it).
         """
-        pieces = list(enumerate(self.fanout.pieces(request.text)))
+        pieces = list(enumerate(self.fanout.pieces(request.text, request.text_format)))
         done = 0
         progress(done, len(pieces))
 
@@ -106,7 +114,7 @@ class FleetClient:
         async for chunks in fan_out(pieces, whole, self.fanout.parallel):
             for chunk in chunks:
                 rates.add(chunk.sample_rate)
-                await sink(chunk.chunk)
+                await sink(chunk.chunk, chunk.sample_rate)
         if len(rates) != 1:
             raise TTSError(grpc.StatusCode.INTERNAL, f"pieces came at sample rates {rates}")
         return rates.pop()
@@ -128,6 +136,12 @@ class FleetClient:
                 )
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _numbered_stream(
+        self, template: tts_pb2.TTSRequest, tenant: str, piece: NumberedPiece
+    ) -> AsyncIterator[tuple[int, tts_pb2.AudioChunk]]:
+        async for chunk in self._piece_stream(template, tenant, piece):
+            yield piece[0], chunk
 
     async def _piece_stream(
         self, template: tts_pb2.TTSRequest, tenant: str, piece: NumberedPiece

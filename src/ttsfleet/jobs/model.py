@@ -14,10 +14,11 @@ import math
 import urllib.parse
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
+from ttsfleet import codecs, ssml
 from ttsfleet.errors import TTSError
 from ttsfleet.proto import tts_pb2
 from ttsfleet.text import MAX_SAMPLE_RATE, MAX_SPEED, MIN_SAMPLE_RATE, MIN_SPEED
@@ -44,12 +45,24 @@ class JobState(StrEnum):
 
 
 class AudioFormat(StrEnum):
+    """A job's audio file: every encoding the fleet has, by its codec's name."""
+
     WAV = "wav"
     PCM = "pcm"
+    MP3 = "mp3"
+    OPUS = "opus"
+    AAC = "aac"
+    FLAC = "flac"
+    MULAW = "mulaw"
+    ALAW = "alaw"
+
+    @property
+    def codec(self) -> codecs.Codec:
+        return codecs.BY_NAME[self.value]
 
     @property
     def media_type(self) -> str:
-        return "audio/wav" if self is AudioFormat.WAV else "audio/pcm"
+        return self.codec.media_type
 
 
 def _invalid(field: str, message: str) -> TTSError:
@@ -84,7 +97,9 @@ class JobSpec:
     speaker: str = ""
     format: AudioFormat = AudioFormat.WAV
     speed: float = 1.0
-    sample_rate: int = 0  # 0: the voice's own
+    sample_rate: int = 0  # 0: the voice's own (the encoding's, for μ-law, A-law and Opus)
+    # A tts_pb2.TextFormat: SSML, plain text, or unspecified (SSML if it starts with <speak).
+    text_format: int = tts_pb2.TEXT_FORMAT_UNSPECIFIED
     callback_url: str = ""
     idempotency_key: str = ""
     # Who submitted it (the gateway's authenticated caller); "" when auth is off.
@@ -106,6 +121,13 @@ class JobSpec:
                 "sample_rate",
                 f"sample_rate {self.sample_rate} is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz",
             )
+        if self.sample_rate:
+            try:
+                self.format.codec.check_rate(self.sample_rate)
+            except TTSError as error:
+                raise _invalid("sample_rate", error.message) from None
+        if self.ssml:
+            ssml.parse(self.text)  # malformed markup is refused now, not at every attempt
         if self.callback_url and not _usable_url(self.callback_url):
             raise _invalid(
                 "callback_url",
@@ -125,14 +147,20 @@ class JobSpec:
             return ""
         return f"{len(self.tenant)}:{self.tenant}:{self.idempotency_key}"
 
+    @property
+    def ssml(self) -> bool:
+        return ssml.is_ssml(self.text, cast(tts_pb2.TextFormat, self.text_format))
+
     def request(self, request_id: str) -> tts_pb2.TTSRequest:
-        """The synthesis request every piece of this job starts from."""
+        """The synthesis request every piece of this job starts from (PCM16, encoded at the
+        end at the rate its encoding needs)."""
         return tts_pb2.TTSRequest(
             text=self.text,
             voice=self.voice,
             speaker=self.speaker,
             encoding=tts_pb2.AUDIO_ENCODING_PCM16,
-            sample_rate=self.sample_rate,
+            sample_rate=self.format.codec.source_rate(self.sample_rate),
+            text_format=cast(tts_pb2.TextFormat, self.text_format),
             speed=self.speed,
             request_id=request_id,
             priority=tts_pb2.PRIORITY_BATCH,  # nobody waits on each piece of a job

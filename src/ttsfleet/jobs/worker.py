@@ -26,7 +26,7 @@ import struct
 import time
 import uuid
 
-from ttsfleet import logs, tracing
+from ttsfleet import codecs, logs, tracing
 from ttsfleet.audio import wav_file
 from ttsfleet.errors import FLEET_AWAY, TTSError
 from ttsfleet.jobs.backend import JobBackend
@@ -269,14 +269,22 @@ class Worker:
         """Synthesizes the job's text into `writer`, renewing the lease and saving progress
         meanwhile; commits the object and returns its size."""
         progress = [claim.job.pieces_done, claim.job.pieces_total]
-        wav = claim.job.spec.format is AudioFormat.WAV
+        audio_format = claim.job.spec.format
+        wav = audio_format is AudioFormat.WAV
+        # WAV and PCM are written as they come; the others go through one encoder, which
+        # makes one valid file of the whole (pieces encoded alone would be several).
+        encoded = audio_format not in (AudioFormat.WAV, AudioFormat.PCM)
+        encoder: codecs.Encoder | None = None
         written = 0
 
         def update(done: int, total: int) -> None:
             progress[:] = [done, total]
 
-        async def sink(data: bytes) -> None:
-            nonlocal written
+        async def sink(data: bytes, rate: int) -> None:
+            nonlocal written, encoder
+            if encoded:
+                encoder = encoder or codecs.Encoder(audio_format.codec, rate, live=False)
+                data = await asyncio.to_thread(encoder.encode, data)
             written += len(data)
             await writer.write(data)
 
@@ -293,6 +301,8 @@ class Worker:
                     raise LeaseLost
             await self.backend.heartbeat(claim, *progress)
             rate = work.result()
+            if encoder is not None:
+                await writer.write(await asyncio.to_thread(encoder.finish))
         finally:
             if not work.done():
                 work.cancel()

@@ -47,6 +47,7 @@ from ttsfleet.router.piece_requests import (
     joined_response,
     piece_request,
     piece_template,
+    retimed,
 )
 from ttsfleet.router.saturation import saturated
 from ttsfleet.router.security import caller_name
@@ -73,6 +74,7 @@ class Inbound:
     sample_rate: int
     speed: float
     priority: int  # the field, as sent (see wire.priority)
+    text_format: tts_pb2.TextFormat
 
 
 def read_request(raw: bytes) -> Inbound:
@@ -86,6 +88,7 @@ def read_request(raw: bytes) -> Inbound:
         request.sample_rate,
         request.speed,
         request.priority,
+        request.text_format,
     )
 
 
@@ -135,7 +138,7 @@ class Forwarder:
                 Code.INVALID_ARGUMENT,
                 f"text is {len(request.text)} characters; the limit is {limit}",
             )
-        return self.settings.fanout.pieces(request.text)
+        return self.settings.fanout.pieces(request.text, request.text_format)
 
     async def _unary(
         self, service: str, request: Inbound, context: grpc.aio.ServicerContext
@@ -152,13 +155,13 @@ class Forwarder:
                     self.settings.max_unary_bytes,
                 )
                 chunks = fan_out(
-                    pieces,
+                    list(enumerate(pieces)),
                     functools.partial(
                         self._stream_piece, f"/{service}/StreamSynthesize", exchange, rate
                     ),
                     self.settings.fanout.parallel,
                 )
-                pcm = [chunk async for chunk in chunks]
+                pcm = [chunk async for chunk in retimed(chunks, exchange.timed)]
                 response = await asyncio.to_thread(
                     joined_response, pcm, codec, exchange.voice, exchange.request_id
                 )
@@ -191,11 +194,11 @@ class Forwarder:
                 codec = codecs.codec(request.encoding, streaming=True)
                 rate = codec.source_rate(request.sample_rate)
                 chunks = fan_out(
-                    pieces,
+                    list(enumerate(pieces)),
                     functools.partial(self._stream_piece, path, exchange, rate),
                     self.settings.fanout.parallel,
                 )
-                async for chunk in encoded_chunks(chunks, codec):
+                async for chunk in encoded_chunks(retimed(chunks, exchange.timed), codec):
                     if not exchange.delivered:
                         rate = tts_pb2.AudioChunk.FromString(chunk).sample_rate
                         await exchange.deliver(None, {wire.SAMPLE_RATE_KEY: str(rate)})
@@ -228,15 +231,17 @@ class Forwarder:
                 finally:
                     call.cancel()  # a no-op once finished; stops the pod when the client left
 
-    def _stream_piece(
-        self, path: str, exchange: _Exchange, sample_rate: int, text: str
-    ) -> AsyncIterator[bytes]:
-        """One piece of a long text, streamed as PCM16 with retries of its own."""
+    async def _stream_piece(
+        self, path: str, exchange: _Exchange, sample_rate: int, piece: tuple[int, str]
+    ) -> AsyncIterator[tuple[int, bytes]]:
+        """One numbered piece of a long text, streamed as PCM16 with retries of its own."""
+        index, text = piece
         tries = _Tries(
             piece_request(exchange.piece_template, text, sample_rate),
             exchange.audio_estimate(text),
         )
-        return self._stream_tries(path, exchange, tries, send_headers=False)
+        async for chunk in self._stream_tries(path, exchange, tries, send_headers=False):
+            yield index, chunk
 
     async def choose(
         self,
@@ -476,6 +481,12 @@ class _Exchange:
                 forwarder.metrics.finish_ratio.labels(endpoint.pool).observe(took / tries.predicted)
         finally:
             endpoint.in_flight -= 1
+
+    @property
+    def timed(self) -> bool:
+        """Whether the pieces carry word times, which must be put on the request's clock."""
+        template = self.piece_template
+        return template.word_timestamps or template.word_phonemes
 
     @functools.cached_property
     def piece_template(self) -> tts_pb2.TTSRequest:

@@ -12,6 +12,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 from ttsfleet import codecs
 from ttsfleet.proto import tts_pb2
+from ttsfleet.word_offsets import PieceClock
 
 
 def piece_template(raw: bytes) -> tts_pb2.TTSRequest:
@@ -43,6 +44,7 @@ def joined_response(
     parsed = [tts_pb2.AudioChunk.FromString(chunk) for chunk in chunks]
     rate = parsed[0].sample_rate if parsed else 0
     pcm = b"".join(chunk.chunk for chunk in parsed)
+    words = [word for chunk in parsed for word in chunk.words]
     return tts_pb2.TTSResponse(
         audio=codecs.encode(pcm, rate, codec),
         sample_rate=rate,
@@ -50,6 +52,7 @@ def joined_response(
         voice=voice,
         request_id=request_id,
         audio_seconds=len(pcm) / 2 / rate if rate else 0.0,
+        words=words,
     ).SerializeToString()
 
 
@@ -60,10 +63,24 @@ async def encoded_chunks(chunks: AsyncIterator[bytes], codec: codecs.Codec) -> A
             yield chunk
         return
 
-    async def pcm() -> AsyncGenerator[tuple[bytes, int], None]:
+    async def pcm() -> AsyncGenerator[tuple[bytes, int, Sequence[tts_pb2.WordTiming]], None]:
         async for raw in chunks:
             chunk = tts_pb2.AudioChunk.FromString(raw)
-            yield chunk.chunk, chunk.sample_rate
+            yield chunk.chunk, chunk.sample_rate, chunk.words
 
-    async for data, rate in codecs.encode_stream(pcm(), codec):
-        yield tts_pb2.AudioChunk(chunk=data, sample_rate=rate).SerializeToString()
+    async for data, rate, words in codecs.encode_stream(pcm(), codec):
+        yield tts_pb2.AudioChunk(chunk=data, sample_rate=rate, words=words).SerializeToString()
+
+
+async def retimed(chunks: AsyncIterator[tuple[int, bytes]], timed: bool) -> AsyncIterator[bytes]:
+    """The PCM16 chunks of numbered pieces, in order, their word times made the request's.
+
+    Untimed chunks pass as they are, unparsed.
+    """
+    clock = PieceClock()
+    async for index, raw in chunks:
+        if not timed:
+            yield raw
+            continue
+        chunk = tts_pb2.AudioChunk.FromString(raw)
+        yield chunk.SerializeToString() if clock.place(index, chunk) else raw

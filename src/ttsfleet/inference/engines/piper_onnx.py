@@ -1,4 +1,10 @@
-"""The reference engine: Piper voices on onnxruntime, as piper-tts runs them."""
+"""The reference engine: Piper voices on onnxruntime, as piper-tts runs them.
+
+The graph is loaded with its duration tensor (the ceiled phoneme widths,
+`w_ceil`) marked as an extra output, as piper-tts's alignment export does,
+in memory: the voice's file is untouched, and word timings come from the
+same run that makes the audio.
+"""
 
 from __future__ import annotations
 
@@ -41,7 +47,7 @@ class PiperOnnxEngine(PiperEngine):
             onnxruntime.get_available_providers()
         )
         super().__init__(voice, "piper-onnx", config)
-        self._piper = PiperVoice.load(model, config, use_cuda=use_cuda)
+        self._piper = PiperVoice.load(model, config, use_cuda=use_cuda, include_alignments=True)
 
     @classmethod
     def for_pod(cls, voice: Voice, pod: PodConfig) -> Self:
@@ -61,7 +67,12 @@ class PiperOnnxEngine(PiperEngine):
             noise_scale=params.noise_scale,
             noise_w_scale=params.noise_w,
         )
-        audio = self._piper.phoneme_ids_to_audio(list(utterance.phoneme_ids), config)
-        assert isinstance(audio, np.ndarray)
+        made = self._piper.phoneme_ids_to_audio(
+            list(utterance.phoneme_ids), config, include_alignments=True
+        )
+        assert isinstance(made, tuple)
+        audio, id_samples = made
+        if id_samples is not None:
+            sentence.id_samples = np.atleast_1d(id_samples).tolist()
         sentence.spoken = True
         return np.atleast_1d(audio).astype(np.float32, copy=False)

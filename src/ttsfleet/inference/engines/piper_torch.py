@@ -53,6 +53,7 @@ class _Windows(Stream):
     g: torch.Tensor | None
     windows: list[Window]
     next: int = 0
+    id_samples: Sequence[int] | None = None
 
     @property
     def done(self) -> bool:
@@ -127,14 +128,18 @@ class PiperTorchEngine(PiperEngine):
     def prepare(self, items: Sequence[BatchItem]) -> list[Stream]:
         with torch.inference_mode():
             g = self._speakers(items)
-            z, frame_lengths = self._latents(items, g)
+            z, frame_lengths, durations = self._latents(items, g)
+        frames = (durations.long() * self._hop).tolist()
         return [
             _Windows(
                 z[row : row + 1, ..., :length],
                 None if g is None else g[row : row + 1],
                 plan_windows(length, self._window_frames, self._max_window_frames, self._context),
+                id_samples=frames[row][: len(utterance.phoneme_ids)],
             )
-            for row, length in enumerate(frame_lengths.tolist())
+            for row, (length, (utterance, _)) in enumerate(
+                zip(frame_lengths.tolist(), items, strict=True)
+            )
         ]
 
     def step(self, streams: Sequence[Stream]) -> list[Audio]:
@@ -182,7 +187,7 @@ class PiperTorchEngine(PiperEngine):
 
     def _latents(
         self, items: Sequence[BatchItem], g: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         longest = max(len(utterance.phoneme_ids) for utterance, _ in items)
         ids = torch.zeros(len(items), longest, dtype=torch.long)
         for row, (utterance, _) in enumerate(items):

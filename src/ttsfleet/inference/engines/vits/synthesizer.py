@@ -44,8 +44,9 @@ class Synthesizer(nn.Module):
         noise_scale: Tensor,
         noise_w: Tensor,
         g: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """ids [B, T] padded, the rest [B] → latent z [B, inter, 1, F] and frame counts [B].
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """ids [B, T] padded, the rest [B] → latent z [B, inter, 1, F], frame counts [B]
+        and each phoneme id's frames [B, T] (zero past an item's length).
 
         Each item has its own scales and speaker embedding g [B, gin, 1, 1]
         (from `speaker_embedding`; None for a single-speaker voice), so one
@@ -69,7 +70,7 @@ class Synthesizer(nn.Module):
         noise = torch.randn_like(mean) * torch.exp(log_std) * noise_scale.view(-1, 1, 1, 1)
         frame_mask = sequence_mask(frame_lengths, frames)
         z = self.flow.reverse(mean + noise, frame_mask, g)
-        return z * frame_mask, frame_lengths
+        return z * frame_mask, frame_lengths, durations
 
     def speaker_embedding(self, speakers: Tensor) -> Tensor:
         """Speaker ids [B] → g [B, gin, 1, 1], the conditioning every stage after the encoder reads."""
