@@ -24,7 +24,9 @@ import yaml
 from local_processes import TTSFLEET, Fleet, running_fleet
 from onnx import numpy_helper
 
+from ttsfleet.manifests import voice_from_manifest
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
+from ttsfleet.rollouts import voice_revision
 
 pytestmark = pytest.mark.voice
 
@@ -121,6 +123,15 @@ def test_the_router_splits_a_pool_by_revision_weight(fleet: Fleet) -> None:
     expected = REQUESTS * CANARY_PERCENT / 100  # 40; a binomial's sd here is about 5.5
     print(f"canary answered {canary}/{REQUESTS} (expected {expected:.0f})")
     assert expected / 2 <= canary <= expected * 1.5
+
+
+def test_voices_are_listed_with_the_stable_revision(fleet: Fleet) -> None:
+    stable = voice_revision(voice_from_manifest(voice("joe")))
+    with grpc.insecure_channel(fleet.address) as channel:
+        stub = tts_pb2_grpc.TTSServiceStub(channel)
+        for _ in range(8):  # the canary gets 25% of requests, never the listing
+            listed = stub.ListVoices(tts_pb2.ListVoicesRequest(), timeout=30).voices
+            assert {v.name: v.revision for v in listed}["joe"] == stable
 
 
 def gate(fleet: Fleet, pool_name: str) -> tuple[int, dict[str, object]]:

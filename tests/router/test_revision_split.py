@@ -11,7 +11,7 @@ from ttsfleet.manifests import POOL_LABEL
 from ttsfleet.rollouts import CANARY_LABEL, REVISION_LABEL
 from ttsfleet.router.discovery.kubernetes import topology
 from ttsfleet.router.endpoints import Candidate
-from ttsfleet.router.revisions import drawn_revision, split
+from ttsfleet.router.revisions import drawn_revision, served, split
 
 
 def pod(address: str, pool: str, revision: str) -> Candidate:
@@ -37,6 +37,12 @@ def test_a_revision_without_candidates_gets_no_share() -> None:
     assert split(STABLE, WEIGHTS, 0.99) == STABLE
     assert split(CANARY, WEIGHTS, 0.0) == CANARY
     assert drawn_revision({"old": 0, "new": 0}, {"old", "new"}, 0.5) is None
+
+
+def test_listing_asks_the_revision_with_the_most_traffic() -> None:
+    assert served(STABLE + CANARY, WEIGHTS["english"]) == STABLE
+    assert served(CANARY, WEIGHTS["english"]) == CANARY
+    assert served(CANARY, {}) == CANARY
 
 
 def test_pools_without_weights_are_untouched() -> None:

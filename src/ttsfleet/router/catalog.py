@@ -15,6 +15,7 @@ import grpc
 from ttsfleet import wire
 from ttsfleet.proto import tts_pb2
 from ttsfleet.router import picker as picking
+from ttsfleet.router import revisions
 from ttsfleet.router.endpoints import Datastore
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,9 @@ class Catalog:
         )
 
     async def _ask(self, pool: str, names: frozenset[str], seconds: float) -> list[tts_pb2.Voice]:
-        """The voices one pod of `pool` describes; none when no pod can answer."""
+        """The voices one pod of `pool` describes (a stable one in a canary); none when no pod can."""
         candidates = [c for c in self._datastore.candidates("") if c.pool == pool]
+        candidates = revisions.served(candidates, self._datastore.weights.get(pool, {}))
         turn = picking.turn(candidates, self._stale_after)
         endpoint = self._datastore.get(self._picker.choose(turn, 0.0).address) if turn else None
         if endpoint is None:

@@ -28,6 +28,14 @@ def drawn_revision(weights: Mapping[str, int], present: set[str], draw: float) -
     return shares[-1][0]
 
 
+def served(candidates: Sequence[Candidate], weights: Mapping[str, int]) -> list[Candidate]:
+    """The pool's pods of the revision with the most traffic (the stable one), if it has any."""
+    if not weights:
+        return list(candidates)
+    most = max(sorted(weights), key=lambda revision: weights[revision])
+    return [c for c in candidates if c.revision == most] or list(candidates)
+
+
 def split(
     candidates: Sequence[Candidate], weights: Mapping[str, Mapping[str, int]], draw: float
 ) -> list[Candidate]:
