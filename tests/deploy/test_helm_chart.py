@@ -613,6 +613,8 @@ def test_each_component_may_do_what_it_needs_and_no_more(
             "any",
         ),
         "operator applies deployments": (operator, "patch", "deployments.apps", "-n", "any"),
+        # Only a decided canary's Deployment is ever deleted (owner references do the rest).
+        "operator removes a decided canary": (operator, "delete", "deployments.apps", "-n", "any"),
         "operator patches voice status": (
             operator,
             "patch",
@@ -651,7 +653,6 @@ def test_each_component_may_do_what_it_needs_and_no_more(
             "default",
         ),
         "operator reads secrets": (operator, "get", "secrets", "-n", namespace),
-        "operator deletes deployments": (operator, "delete", "deployments.apps", "-n", "any"),
         "operator edits voices": (operator, "patch", "ttsvoices.ttsfleet.dev", "-n", "any"),
         "operator deletes pools": (operator, "delete", "ttspools.ttsfleet.dev", "-n", "any"),
         "gateway reads anything": (gateway, "get", "pods", "-n", namespace),

@@ -81,12 +81,10 @@ BATCH_TEXT = " ".join(LONG.split(". ")[:3]) + "."
 BURST_RATIO = 1.5
 
 
-async def test_a_burst_of_batch_work_barely_delays_a_persons_first_audio(
+async def _first_audio_during_a_batch_burst(
     stub: tts_pb2_grpc.TTSServiceStub,
-) -> None:
-    """Eight batch streams (a job's pieces) arrive at once; interactive requests keep going
-    ahead of them, and the batch work still completes."""
-    await first_audio_seconds(stub)  # warm up
+) -> tuple[float, float]:
+    """Idle and during-burst median first audio; checks the burst outlasts it and completes."""
     idle = await median_first_audio(stub)
     request = tts_pb2.TTSRequest(text=BATCH_TEXT, priority=tts_pb2.PRIORITY_BATCH)
     burst = [stub.StreamSynthesize(request) for _ in range(BURST)]
@@ -113,4 +111,22 @@ async def test_a_burst_of_batch_work_barely_delays_a_persons_first_audio(
     assert outlasted >= BURST // 2, "the batch burst must outlast the measurement"
     assert [await call.code() for call in burst] == [grpc.StatusCode.OK] * BURST
     assert all(count > 0 for count in counts[1:])
+    return idle, busy
+
+
+async def test_a_burst_of_batch_work_barely_delays_a_persons_first_audio(
+    stub: tts_pb2_grpc.TTSServiceStub,
+) -> None:
+    """Eight batch streams (a job's pieces) arrive at once; interactive requests keep going
+    ahead of them, and the batch work still completes.
+
+    A second burst is measured only when the first one's ratio is over the bound: another
+    process on a shared two-core machine can stall one measurement, while a scheduler that
+    let batch work go first fails both by far (about 120x: bench_priorities.py).
+    """
+    await first_audio_seconds(stub)  # warm up
+    for _ in range(2):
+        idle, busy = await _first_audio_during_a_batch_burst(stub)
+        if busy <= max(BURST_RATIO * idle, FLOOR_SECONDS):
+            break
     assert busy <= max(BURST_RATIO * idle, FLOOR_SECONDS)
