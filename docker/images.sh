@@ -3,11 +3,12 @@
 # with no registry: the base is a Debian rootfs made by debootstrap from
 # Debian's packages and cached under $TTSFLEET_CACHE/images.
 #
-#   docker/images.sh                 # base (cached) + control-plane + CPU inference image
+#   docker/images.sh                 # base (cached) + control-plane + gate + CPU inference image
 #   TAG=1.2.3 docker/images.sh
 #
 # Images: localhost/ttsfleet:$TAG (operator, router, gateway, worker; no GPL
-# code) and localhost/ttsfleet-inference:$TAG (Piper ONNX engine on CPU, the
+# code), localhost/ttsfleet-gate:$TAG (`ttsfleet gate` with Whisper base; no
+# GPL code) and localhost/ttsfleet-inference:$TAG (Piper ONNX engine on CPU, the
 # joe voice baked in). With Docker and a registry, build the same Dockerfiles
 # with their default (official) bases instead: see docs/install.md.
 set -euo pipefail
@@ -18,6 +19,7 @@ TAG=${TAG:-dev}
 SUITE=bookworm
 BASE=localhost/ttsfleet-base:$SUITE
 CONTROL_PLANE=localhost/ttsfleet:$TAG
+GATE=localhost/ttsfleet-gate:$TAG
 INFERENCE=localhost/ttsfleet-inference:$TAG
 mkdir -p "$cache"
 
@@ -62,6 +64,7 @@ build() {  # build IMAGE DOCKERFILE [BUILD-ARG...]
 
 podman image exists "$BASE" || make_base
 build "$CONTROL_PLANE" docker/Dockerfile "PYTHON_IMAGE=$BASE"
+build "$GATE" docker/Dockerfile "PYTHON_IMAGE=$BASE" "EXTRAS=gate"
 build "$INFERENCE" docker/Dockerfile.inference "BASE_IMAGE=$BASE" "ENGINE_EXTRA=piper"
 # The build stages' images: nothing refers to them once the final stages exist.
 podman image prune --force >/dev/null

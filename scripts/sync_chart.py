@@ -2,7 +2,7 @@
 
 Helm installs CRDs only from a chart's own crds/ folder and cannot read files
 outside the chart, so the chart carries copies of crds/*.yaml and of
-deploy/rbac/operator.yaml and router.yaml (its templates take the rules from
+deploy/rbac/operator.yaml, router.yaml and gate.yaml (its templates take the rules from
 those copies). The originals stay the one source of truth: run this after changing
 them (tests/unit/test_chart_crds_in_sync.py fails until you do).
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "ttsfleet"
 CRDS = ROOT / "crds"
 CHART_CRDS = CHART / "crds"
-RBAC = ("operator", "router")
+RBAC = ("operator", "router", "gate")
 
 
 def copies() -> dict[Path, Path]:

@@ -58,7 +58,7 @@ class Gate:
     max_clipped_fraction: float = 0.001
     texts: tuple[str, ...] = DEFAULT_TEXTS
     language: str = "en"
-    image: str = ""  # an image with `ttsfleet[gate]`; empty: the pool's inference image
+    image: str = ""  # an image with `ttsfleet[gate]`; empty: the operator's --gate-image
     service_account: str = "ttsfleet-gate"
     timeout_seconds: int = 1800  # a gate Job still running then has failed
 

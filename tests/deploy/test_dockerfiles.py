@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from ttsfleet.operator import objects
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
+IMAGES_SH = DOCKER / "images.sh"
 IMAGES = {"operator-router": DOCKER / "Dockerfile", "inference": DOCKER / "Dockerfile.inference"}
 
 
@@ -85,7 +87,9 @@ def _installs(dockerfile: Path) -> str:
 
 def test_only_the_inference_image_installs_the_engines() -> None:
     assert not re.search(r"piper|torch", _installs(IMAGES["operator-router"]))
-    assert '"/src[gateway,redis,mcp]"' in _installs(IMAGES["operator-router"])
+    assert '"/src[$EXTRAS]"' in _installs(IMAGES["operator-router"])
+    args = [args for word, args in instructions(IMAGES["operator-router"]) if word == "ARG"]
+    assert "EXTRAS=gateway,redis,mcp" in args
     assert '"/src[$ENGINE_EXTRA]"' in _installs(IMAGES["inference"])
     args = [args for word, args in instructions(IMAGES["inference"]) if word == "ARG"]
     assert "ENGINE_EXTRA=torch" in args  # the torch extra includes piper
@@ -107,3 +111,11 @@ def test_hygiene_no_second_index_no_pip_cache_no_bytecode_writes(dockerfile: Pat
     assert "pip uninstall --yes pip setuptools" in _installs(dockerfile)
     env = " ".join(args for word, args in final_stage(dockerfile) if word == "ENV")
     assert "PYTHONDONTWRITEBYTECODE=1" in env
+
+
+def test_the_gate_image_is_the_control_plane_dockerfile_with_an_engine_free_gate_extra() -> None:
+    """images.sh builds it; its extra pulls in no piper-tts (GPL-3.0) and no torch."""
+    assert re.search(r'build "\$GATE" docker/Dockerfile .*"EXTRAS=gate"', IMAGES_SH.read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    gate = " ".join(project["optional-dependencies"]["gate"])
+    assert not re.search(r"piper|torch|ttsfleet\[", gate)

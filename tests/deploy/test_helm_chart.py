@@ -33,7 +33,9 @@ from ttsfleet.gateway import main as gateway_main
 from ttsfleet.jobs import main as jobs_main
 from ttsfleet.operator import main as operator_main
 from ttsfleet.operator import objects
+from ttsfleet.operator.canary import DEFAULT_GATE_IMAGE
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
+from ttsfleet.rollouts import Rollout
 from ttsfleet.router import main as router_main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +43,7 @@ CHART = ROOT / "charts" / "ttsfleet"
 KUBE_VERSION = "v1.34.4"  # the test control plane's; the chart needs >= 1.29
 RELEASE = "demo"
 NAMESPACE = "tts"
+COMPONENT = "app.kubernetes.io/component"
 EVERY_OPTION = [
     "serviceMonitor.enabled=true",
     "networkPolicy.enabled=true",
@@ -149,9 +152,10 @@ def test_defaults_render_every_component_with_rbac_and_pdbs(render: Any) -> None
     kinds = sorted(m["kind"] for m in render())
     per_component = ["ServiceAccount", "Deployment", "PodDisruptionBudget"]
     rbac = ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]  # operator, router
+    gate = ["ClusterRole", "ServiceAccount", "RoleBinding"]  # canary gate Jobs' identity
     services = ["Service", "Service", "PersistentVolumeClaim"]  # router, gateway; jobs
     policies = ["NetworkPolicy"] * 4  # operator, router, gateway, inference pods
-    assert kinds == sorted([*per_component * 3, *rbac, *services, *policies])
+    assert kinds == sorted([*per_component * 3, *rbac, *gate, *services, *policies])
 
 
 def test_every_component_has_a_network_policy_for_ingress_and_egress(render: Any) -> None:
@@ -235,6 +239,42 @@ def test_operator_rules_are_those_of_deploy_rbac(render: Any) -> None:
     assert role["rules"] == expected
 
 
+def test_gate_rules_are_those_of_deploy_rbac_bound_where_pools_are(render: Any) -> None:
+    """Gate Jobs run in their pool's namespace as the ServiceAccount the CRD defaults to."""
+    (expected,) = yaml.safe_load_all((ROOT / "deploy" / "rbac" / "gate.yaml").read_text())
+    gate = f"{RELEASE}-ttsfleet-gate"
+    assert find(render(), "ClusterRole", gate)["rules"] == expected["rules"]
+
+    def bound(*sets: str) -> list[tuple[str, str]]:
+        manifests = render(*sets)
+        bindings = [m for m in manifests if m["kind"] == "RoleBinding"]
+        accounts = [
+            (a["metadata"]["namespace"], a["metadata"]["name"])
+            for a in manifests
+            if a["kind"] == "ServiceAccount" and not a["metadata"]["name"].startswith(RELEASE)
+        ]
+        subjects = [
+            (s["namespace"], s["name"])
+            for b in bindings
+            if b["roleRef"]
+            == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": gate}
+            for s in b["subjects"]
+        ]
+        assert sorted(subjects) == sorted(accounts)
+        return sorted(subjects)
+
+    assert bound() == [(NAMESPACE, Rollout().gate.service_account)]
+    assert bound("watchNamespaces={voices,tts}") == [
+        ("tts", "ttsfleet-gate"),
+        ("voices", "ttsfleet-gate"),
+    ]
+    assert bound("gate.namespaces={speech}", "gate.serviceAccountName=judge") == [
+        ("speech", "judge")
+    ]
+    components = {m["metadata"].get("labels", {}).get(COMPONENT) for m in render("gate.rbac=false")}
+    assert "gate" in {m["metadata"]["labels"][COMPONENT] for m in render()} - components
+
+
 def test_watching_namespaces_turns_cluster_roles_into_roles(render: Any) -> None:
     manifests = render("watchNamespaces={voices,tts}")
     operator = f"{RELEASE}-ttsfleet-operator"
@@ -267,6 +307,7 @@ def test_operator_command_line_is_what_ttsfleet_operator_parses(
     assert args.namespace == ["tts"]
     assert args.image == "ghcr.io/ttsfleet/inference:0.1.0"
     assert args.fetcher_image == "ghcr.io/ttsfleet/ttsfleet:0.1.0"  # has `ttsfleet fetch-voice`
+    assert args.gate_image == "ghcr.io/ttsfleet/gate:0.1.0" == DEFAULT_GATE_IMAGE  # has Whisper
     assert (args.voice_cache_dir, args.oci_image_volumes) == ("/var/cache/tts", True)
     assert args.peering == f"{RELEASE}-ttsfleet-operator"
     assert (args.interval, args.peering_lifetime) == (10, 60)
@@ -595,7 +636,9 @@ def test_each_component_may_do_what_it_needs_and_no_more(
     namespace = release = installed
     router, operator = f"{release}-ttsfleet-router", f"{release}-ttsfleet-operator"
     gateway = f"{release}-ttsfleet-gateway"
+    gate = "ttsfleet-gate"  # as pools' spec.rollout.gate.serviceAccountName defaults
     can = {
+        "gate annotates its pools": (gate, "patch", "ttspools.ttsfleet.dev", "-n", namespace),
         "router watches its pools": (router, "watch", "ttspools.ttsfleet.dev", "-n", namespace),
         "router watches slices": (
             router,
@@ -656,6 +699,17 @@ def test_each_component_may_do_what_it_needs_and_no_more(
         "operator edits voices": (operator, "patch", "ttsvoices.ttsfleet.dev", "-n", "any"),
         "operator deletes pools": (operator, "delete", "ttspools.ttsfleet.dev", "-n", "any"),
         "gateway reads anything": (gateway, "get", "pods", "-n", namespace),
+        "gate reads anything": (gate, "get", "ttspools.ttsfleet.dev", "-n", namespace),
+        "gate reads secrets": (gate, "get", "secrets", "-n", namespace),
+        "gate writes pool status": (
+            gate,
+            "patch",
+            "ttspools.ttsfleet.dev",
+            "--subresource=status",
+            "-n",
+            namespace,
+        ),
+        "gate patches pools elsewhere": (gate, "patch", "ttspools.ttsfleet.dev", "-n", "default"),
         "gateway reads secrets": (gateway, "get", "secrets", "-n", namespace),
     }
     denied = [

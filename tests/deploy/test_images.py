@@ -27,6 +27,7 @@ from audio_checks import assert_speech, pcm16, read_wav
 from cluster import binaries
 from containers import (
     GATEWAY_IP,
+    NETWORK,
     Container,
     build_images,
     create_network,
@@ -40,11 +41,13 @@ from redis_server import redis_server
 from ttsfleet.manifests import load_manifests
 from ttsfleet.operator import objects
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
+from ttsfleet.rollouts import Verdict
 
 pytestmark = [pytest.mark.containers, pytest.mark.voice]
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTROL_PLANE_IMAGE, INFERENCE_IMAGE = "localhost/ttsfleet:dev", "localhost/ttsfleet-inference:dev"
+GATE_IMAGE = "localhost/ttsfleet-gate:dev"
 POD_IP, ROUTER_IP, GATEWAY_POD_IP, WORKER_IP = (f"198.18.0.{n}" for n in (11, 12, 13, 14))
 TEXT = "The quick brown fox jumps over the lazy dog."
 READY_SECONDS = 180
@@ -259,3 +262,19 @@ def test_every_control_plane_command_starts_in_its_image(network: None) -> None:
             check=False,
         )  # fmt: skip
         assert done.returncode == 0, f"{command}: {done.stderr}"
+
+
+def test_the_gate_image_judges_a_pod_by_ear_offline(pod: Container) -> None:
+    """`ttsfleet gate` from its image, as the Job runs it (no network but the pods'): Whisper
+    loads from the packaged files, hears the pod's speech, and the revision passes."""
+    address = f"{POD_IP}:{objects.GRPC_PORT}"
+    done = podman(
+        "run", "--rm", "--network", NETWORK, "--read-only", "--cap-drop", "ALL",
+        "--user", "65532:65532", "--tmpfs", "/tmp", GATE_IMAGE,
+        "gate", "--canary", address, "--stable", address, "--revision", "smoke", "--text", TEXT,
+        check=False, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    verdict = Verdict.from_json(done.stdout.strip().splitlines()[-1])
+    assert verdict.passed and verdict.revision == "smoke"
+    assert verdict.measurements["wordErrorRate"] <= 0.3

@@ -8,12 +8,13 @@ import pytest
 import yaml
 
 from ttsfleet.manifests import ManifestError, Voice, VoiceSource, pool_from_manifest
-from ttsfleet.operator.canary import canary_objects, canary_selector
+from ttsfleet.operator.canary import DEFAULT_GATE_IMAGE, canary_objects, canary_selector, gate_job
 from ttsfleet.operator.objects import PoolRef, desired_objects, selector_labels
 from ttsfleet.operator.rollout import decide
 from ttsfleet.rollouts import (
     CANARY_LABEL,
     REVISION_LABEL,
+    Gate,
     Rollout,
     Verdict,
     pool_revision,
@@ -117,3 +118,26 @@ def test_canary_pods_are_never_selected_by_the_stable_objects() -> None:
     assert canary[1]["spec"]["selector"] == canary_selector("english")
     volumes = deployment["spec"]["template"]["spec"]["volumes"]
     assert {"name": "config", "configMap": {"name": "english-inference-canary"}} in volumes
+
+
+def test_the_gate_job_runs_the_gate_image_with_the_pools_certificate_under_pod_tls() -> None:
+    ref = PoolRef("speech", "english", "uid-1")
+    plain = gate_job(ref, ROLLOUT, "r2", DEFAULT_GATE_IMAGE)["spec"]["template"]["spec"]
+    (container,) = plain["containers"]
+    assert container["image"] == DEFAULT_GATE_IMAGE
+    assert not any(a.startswith("--pod-tls") for a in container["args"])
+    assert [v["name"] for v in plain["volumes"]] == ["tmp"]
+    own = Rollout(gate=Gate(image="example.org/gate:1"))
+    assert (
+        gate_job(ref, own, "r2", DEFAULT_GATE_IMAGE)["spec"]["template"]["spec"]["containers"][0][
+            "image"
+        ]
+        == "example.org/gate:1"
+    )
+    secured = gate_job(ref, ROLLOUT, "r2", DEFAULT_GATE_IMAGE, "fleet-tls")["spec"]["template"]
+    (container,) = secured["spec"]["containers"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+    args = container["args"]
+    for flag, key in (("cert", "tls.crt"), ("key", "tls.key"), ("ca", "ca.crt")):
+        assert args[args.index(f"--pod-tls-{flag}") + 1] == f"{mount['mountPath']}/{key}"
+    assert {"name": "tls", "secret": {"secretName": "fleet-tls"}} in secured["spec"]["volumes"]

@@ -1,4 +1,5 @@
-"""Mutual TLS between the router and pods, over real gRPC on 127.0.0.1, with renewed files picked up."""
+"""Mutual TLS between pods and their callers (the router, the operator's load reads, the canary
+gate), over real gRPC on 127.0.0.1, with renewed files picked up."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from timed_fleet import VOICE, TimedEngine, running_router, stub_for, timed_config, words
 
+from ttsfleet.gate.main import parse_args, pod_tls
+from ttsfleet.gate.measure import speak
 from ttsfleet.inference.server import InferenceServer
 from ttsfleet.operator.load import read_report
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
@@ -131,3 +134,20 @@ async def test_renewed_certificates_from_a_new_ca_take_over_without_restarts(
         assert (await stub.Synthesize(tts_pb2.TTSRequest(text=words(2)), timeout=30)).audio
         report = await read_report(f"127.0.0.1:{pod.port}", 10, tls=ClientTLS(files))
         assert report is not None and report.queue_capacity > 0
+
+
+async def test_the_gate_speaks_to_pods_with_the_pools_certificate(
+    secured_pod: tuple[InferenceServer, TLSFiles],
+) -> None:
+    """`ttsfleet gate --pod-tls-*` (the flags its Job gets with pod TLS) streams from such pods."""
+    pod, files = secured_pod
+    address = f"127.0.0.1:{pod.port}"
+    flags = ["--canary", address, "--stable", address, "--revision", "r1"]
+    secret = {"cert": files.cert, "key": files.key, "ca": files.ca}
+    certified = parse_args(flags + [f"--pod-tls-{k}={v}" for k, v in secret.items()])
+    spoken = await asyncio.to_thread(speak, address, words(3), 30, pod_tls(certified))
+    assert not spoken.error and spoken.samples.size and spoken.ttfa is not None
+    plain = await asyncio.to_thread(speak, address, words(3), 5, pod_tls(parse_args(flags)))
+    assert plain.error.startswith("UNAVAILABLE") and not plain.samples.size
+    with pytest.raises(SystemExit):  # half the files: refused at start, not at the first call
+        parse_args([*flags, f"--pod-tls-cert={files.cert}"])

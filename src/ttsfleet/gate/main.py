@@ -16,6 +16,7 @@ from ttsfleet.gate.recogniser import whisper_model
 from ttsfleet.gate.verdict import judge
 from ttsfleet.manifests import GROUP, POOLS, VERSION
 from ttsfleet.rollouts import DEFAULT_TEXTS, VERDICT_ANNOTATION, Gate, Verdict
+from ttsfleet.tls import DEFAULT_SERVER_NAME, ClientTLS, TLSFiles
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -34,7 +35,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-clipped-fraction", type=float, default=defaults.max_clipped_fraction)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per text")
     parser.add_argument("--pool", default="", help="namespace/name: annotate this TTSPool")
-    return parser.parse_args(argv)
+    security = parser.add_argument_group("security (pods with mutual TLS, as the router's flags)")
+    security.add_argument("--pod-tls-cert", type=Path, help="PEM certificate presented to pods")
+    security.add_argument("--pod-tls-key", type=Path, help="its private key")
+    security.add_argument("--pod-tls-ca", type=Path, help="CA that signs the pods' certificates")
+    security.add_argument(
+        "--pod-tls-server-name",
+        default=DEFAULT_SERVER_NAME,
+        help="name the pods' certificates carry (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        args.pod_tls = TLSFiles.from_flags(args.pod_tls_cert, args.pod_tls_key, args.pod_tls_ca)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
 
 
 def gate_of(args: argparse.Namespace) -> Gate:
@@ -50,10 +65,16 @@ def gate_of(args: argparse.Namespace) -> Gate:
     )
 
 
+def pod_tls(args: argparse.Namespace) -> ClientTLS | None:
+    """The client certificate pods with mutual TLS require (the pool's TLS Secret), if given."""
+    return ClientTLS(args.pod_tls, args.pod_tls_server_name) if args.pod_tls else None
+
+
 def run_gate(args: argparse.Namespace) -> Verdict:
     gate = gate_of(args)
-    canary = [speak(args.canary, text, args.timeout) for text in gate.texts]
-    stable = [speak(args.stable, text, args.timeout) for text in gate.texts]
+    tls = pod_tls(args)
+    canary = [speak(args.canary, text, args.timeout, tls) for text in gate.texts]
+    stable = [speak(args.stable, text, args.timeout, tls) for text in gate.texts]
     with tempfile.TemporaryDirectory(prefix="whisper-") as directory:
         model = whisper_model(Path(directory))
         measured = measure(canary, model, gate.language)

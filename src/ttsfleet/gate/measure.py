@@ -22,6 +22,7 @@ from faster_whisper import WhisperModel
 
 from ttsfleet.gate.recogniser import transcribe
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
+from ttsfleet.tls import ClientTLS
 
 FULL_SCALE = 32767 / 32768  # PCM16's largest positive sample
 _NORMALISE = jiwer.Compose(
@@ -57,14 +58,21 @@ class Measurements:
     clipped_fraction: float
 
 
-def speak(address: str, text: str, timeout: float) -> Spoken:
+def _channel(address: str, tls: ClientTLS | None) -> grpc.Channel:
+    """Plaintext, or mutual TLS towards pods that require client certificates."""
+    if tls is None:
+        return grpc.insecure_channel(address)
+    return grpc.secure_channel(address, tls.credentials, tls.options)
+
+
+def speak(address: str, text: str, timeout: float, tls: ClientTLS | None = None) -> Spoken:
     """Streams one text from `address` (a pod or a Service of pods), timing the first chunk."""
     started = time.monotonic()
     ttfa = None
     chunks: list[bytes] = []
     rate = 0
     try:
-        with grpc.insecure_channel(address) as channel:
+        with _channel(address, tls) as channel:
             stream = tts_pb2_grpc.TTSServiceStub(channel).StreamSynthesize(
                 tts_pb2.TTSRequest(text=text), timeout=timeout
             )

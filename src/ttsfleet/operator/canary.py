@@ -27,6 +27,7 @@ from ttsfleet.operator.objects import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     RUN_AS,
+    TLS_DIR,
     PoolRef,
     owned_name,
     owner_reference,
@@ -35,6 +36,9 @@ from ttsfleet.operator.objects import (
 from ttsfleet.rollouts import CANARY_LABEL, REVISION_LABEL, Rollout
 
 CANARY_SUFFIX = "-canary"
+# The gate image (docker/Dockerfile built with the `gate` extra): Whisper and
+# the measuring libraries, which neither the inference nor the control-plane image carries.
+DEFAULT_GATE_IMAGE = "ghcr.io/ttsfleet/gate:0.1.0"
 CANARY_KINDS = ("ConfigMap", "Service", "Deployment")  # no PDB: a canary may go at once
 
 
@@ -125,8 +129,15 @@ def gate_failure(job: Mapping[str, Any]) -> str | None:
     return None
 
 
-def gate_job(ref: PoolRef, rollout: Rollout, revision: str, image: str) -> dict[str, Any]:
-    """The Job that runs `ttsfleet gate` on the canary and annotates the pool with its verdict."""
+def gate_job(
+    ref: PoolRef, rollout: Rollout, revision: str, image: str, tls_secret: str = ""
+) -> dict[str, Any]:
+    """The Job that runs `ttsfleet gate` on the canary and annotates the pool with its verdict.
+
+    `image` is the operator's gate image (one with `ttsfleet[gate]`), unless the
+    rollout names its own; with pod TLS the Job mounts the pool's TLS Secret,
+    as the pods it calls require a client certificate.
+    """
     gate = rollout.gate
     service = f"{{}}.{ref.namespace}.svc:{GRPC_PORT}"
     args = [
@@ -144,6 +155,16 @@ def gate_job(ref: PoolRef, rollout: Rollout, revision: str, image: str) -> dict[
     ]  # fmt: skip
     for text in gate.texts:
         args += ["--text", text]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+    if tls_secret:
+        args += [
+            "--pod-tls-cert", f"{TLS_DIR}/tls.crt",
+            "--pod-tls-key", f"{TLS_DIR}/tls.key",
+            "--pod-tls-ca", f"{TLS_DIR}/ca.crt",
+        ]  # fmt: skip
+        mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
+        volumes.append({"name": "tls", "secret": {"secretName": tls_secret}})
     container = {
         "name": "gate",
         "image": gate.image or image,
@@ -151,7 +172,7 @@ def gate_job(ref: PoolRef, rollout: Rollout, revision: str, image: str) -> dict[
         "args": args,
         "env": [{"name": "HOME", "value": "/tmp"}],
         "securityContext": CONTAINER_SECURITY,
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": mounts,
     }
     return {
         "apiVersion": "batch/v1",
@@ -172,7 +193,7 @@ def gate_job(ref: PoolRef, rollout: Rollout, revision: str, image: str) -> dict[
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                    "volumes": volumes,
                 },
             },
         },

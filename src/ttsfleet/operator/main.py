@@ -19,6 +19,7 @@ from kubernetes.aio import client, config
 from ttsfleet import logs
 from ttsfleet.operator.apply import Api
 from ttsfleet.operator.autoscaler import Autoscaler
+from ttsfleet.operator.canary import DEFAULT_GATE_IMAGE
 from ttsfleet.operator.handlers import (
     OWNED_SELECTOR,
     WATCHED_BY_LABEL,
@@ -60,6 +61,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=_env("FETCHER_IMAGE", DEFAULT_FETCHER_IMAGE),
         help="image whose `ttsfleet fetch-voice` fetches remote voices in init containers "
         "(the control-plane image; env TTSFLEET_FETCHER_IMAGE)",
+    )
+    parser.add_argument(
+        "--gate-image",
+        default=_env("GATE_IMAGE", DEFAULT_GATE_IMAGE),
+        help="image whose `ttsfleet gate` judges canaries (one with `ttsfleet[gate]`) unless "
+        "a pool's spec.rollout.gate.image names another (env TTSFLEET_GATE_IMAGE)",
     )
     parser.add_argument(
         "--voice-cache-dir",
@@ -169,7 +176,9 @@ async def run(args: argparse.Namespace) -> None:
         api = Api(api_client)
         states = PoolStates()
         fetching = VoiceFetching(args.fetcher_image, args.voice_cache_dir, args.oci_image_volumes)
-        reconciler = Reconciler(api, states, args.image, args.pod_tls_secret, fetching)
+        reconciler = Reconciler(
+            api, states, args.image, args.pod_tls_secret, fetching, args.gate_image
+        )
         tls_dir = args.pod_tls_dir
         tls = (
             ClientTLS(TLSFiles(tls_dir / "tls.crt", tls_dir / "tls.key", tls_dir / "ca.crt"))

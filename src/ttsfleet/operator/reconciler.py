@@ -28,6 +28,7 @@ from ttsfleet.manifests import (
 from ttsfleet.operator.apply import Api, ApiException, error_message
 from ttsfleet.operator.canary import (
     CANARY_KINDS,
+    DEFAULT_GATE_IMAGE,
     canary_name,
     canary_objects,
     gate_job,
@@ -110,8 +111,10 @@ class Reconciler:
         image: str,
         tls_secret: str = "",
         fetching: VoiceFetching = DEFAULT_FETCHING,
+        gate_image: str = DEFAULT_GATE_IMAGE,
     ) -> None:
         self._tls_secret = tls_secret
+        self._gate_image = gate_image
         self._fetching = fetching
         self._api = api
         self._states = states
@@ -253,8 +256,8 @@ class Reconciler:
         ref = PoolRef.of(body)
         rollout = rollout_from_spec(body.get("spec") or {}, f"TTSPool {ref.name}")
         if decision.canary and rollout:
-            image = (body.get("spec") or {}).get("image") or self._image
-            await self._api.create_job(gate_job(ref, rollout, decision.canary, image))
+            job = gate_job(ref, rollout, decision.canary, self._gate_image, self._tls_secret)
+            await self._api.create_job(job)
         elif previous.get("phase") == CANARY:
             for kind in CANARY_KINDS:
                 await self._api.delete(kind, ref.namespace, canary_name(ref.name))
