@@ -10,6 +10,7 @@ next handshake uses the new files, and callers reconnect when theirs change.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,18 @@ class TLSFiles:
 
     def read(self) -> tuple[bytes, bytes, bytes]:
         return self.cert.read_bytes(), self.key.read_bytes(), self.ca.read_bytes()
+
+
+def add_client_flags(group: argparse._ActionsContainer) -> None:
+    """`--pod-tls-*`: the flags of every caller of pods (the router, the canary gate)."""
+    group.add_argument("--pod-tls-cert", type=Path, help="PEM certificate presented to pods")
+    group.add_argument("--pod-tls-key", type=Path, help="its private key")
+    group.add_argument("--pod-tls-ca", type=Path, help="CA that signs the pods' certificates")
+    group.add_argument(
+        "--pod-tls-server-name",
+        default=DEFAULT_SERVER_NAME,
+        help="name the pods' certificates carry (default: %(default)s)",
+    )
 
 
 def server_credentials(files: TLSFiles) -> grpc.ServerCredentials:

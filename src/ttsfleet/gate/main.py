@@ -16,7 +16,7 @@ from ttsfleet.gate.recogniser import whisper_model
 from ttsfleet.gate.verdict import judge
 from ttsfleet.manifests import GROUP, POOLS, VERSION
 from ttsfleet.rollouts import DEFAULT_TEXTS, VERDICT_ANNOTATION, Gate, Verdict
-from ttsfleet.tls import DEFAULT_SERVER_NAME, ClientTLS, TLSFiles
+from ttsfleet.tls import ClientTLS, TLSFiles, add_client_flags
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -36,14 +36,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per text")
     parser.add_argument("--pool", default="", help="namespace/name: annotate this TTSPool")
     security = parser.add_argument_group("security (pods with mutual TLS, as the router's flags)")
-    security.add_argument("--pod-tls-cert", type=Path, help="PEM certificate presented to pods")
-    security.add_argument("--pod-tls-key", type=Path, help="its private key")
-    security.add_argument("--pod-tls-ca", type=Path, help="CA that signs the pods' certificates")
-    security.add_argument(
-        "--pod-tls-server-name",
-        default=DEFAULT_SERVER_NAME,
-        help="name the pods' certificates carry (default: %(default)s)",
-    )
+    add_client_flags(security)
     args = parser.parse_args(argv)
     try:
         args.pod_tls = TLSFiles.from_flags(args.pod_tls_cert, args.pod_tls_key, args.pod_tls_ca)

@@ -19,7 +19,7 @@ from ttsfleet.router.discovery.static import Entry, StaticDiscovery
 from ttsfleet.router.picker import PICKERS
 from ttsfleet.router.server import RouterServer
 from ttsfleet.router.settings import RouterSettings
-from ttsfleet.tls import DEFAULT_SERVER_NAME, TLSFiles
+from ttsfleet.tls import TLSFiles, add_client_flags
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +88,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             help=f"{help_} (default: %(default)s)",
         )
     security = parser.add_argument_group("security")
-    security.add_argument("--pod-tls-cert", type=Path, help="PEM certificate presented to pods")
-    security.add_argument("--pod-tls-key", type=Path, help="its private key")
-    security.add_argument("--pod-tls-ca", type=Path, help="CA that signs the pods' certificates")
-    security.add_argument(
-        "--pod-tls-server-name",
-        default=DEFAULT_SERVER_NAME,
-        help="name the pods' certificates carry (default: %(default)s)",
-    )
+    add_client_flags(security)
     security.add_argument("--tls-cert", type=Path, help="PEM certificate: serve TLS")
     security.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
     security.add_argument(
