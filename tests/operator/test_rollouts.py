@@ -15,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from operator_harness import Cluster, OperatorProcess, pool_yaml, voice_yaml
 
 from ttsfleet.manifests import GROUP, VERSION
+from ttsfleet.operator.canary import DEFAULT_GATE_IMAGE
 from ttsfleet.rollouts import REVISION_LABEL, VERDICT_ANNOTATION, Verdict
 
 CANARY = "english-inference-canary"
@@ -86,6 +87,7 @@ def start_canary(cluster: Cluster, **gate: Any) -> tuple[str, str]:
         lambda: cluster_job(cluster, f"english-gate-{canary}"), "the gate Job", timeout=30
     )
     args = job.spec.template.spec.containers[0].args
+    assert job.spec.template.spec.containers[0].image == DEFAULT_GATE_IMAGE  # has Whisper
     assert args[args.index("--revision") + 1] == canary
     assert args[args.index("--canary") + 1].startswith(f"{CANARY}.{cluster.namespace}.svc:")
     assert cluster.wait(lambda: cluster.events("english", "CanaryStarted"), "CanaryStarted")
