@@ -23,6 +23,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--speaker", default="", help="a multi-speaker voice's speaker, by name or id"
     )
+    parser.add_argument(
+        "--priority",
+        choices=[p.value for p in wire.Priority],
+        default=wire.Priority.INTERACTIVE.value,
+        help="who waits: interactive work is served first, batch work is shed first",
+    )
     parser.add_argument("--speed", type=float, default=0.0, help="speaking rate, 1.0 is normal")
     parser.add_argument("--sample-rate", type=int, default=0, help="Hz; default the voice's")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds")
@@ -36,6 +42,7 @@ def main(argv: list[str]) -> int:
         text=args.text,
         voice=args.voice,
         speaker=args.speaker,
+        priority=wire.Priority(args.priority).field,
         speed=args.speed,
         sample_rate=args.sample_rate,
     )

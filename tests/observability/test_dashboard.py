@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
+from observability.tools import locate
 from prometheus_client import CollectorRegistry
 
 from ttsfleet.inference.metrics import InferenceMetrics
@@ -14,6 +17,8 @@ from ttsfleet.router.metrics import RouterMetrics
 
 FILES = Path(__file__).resolve().parents[2] / "charts" / "ttsfleet" / "files"
 NAME = re.compile(r"\bttsfleet_[a-z_]+\b")
+# What Grafana puts in place of the dashboard's variables before Prometheus sees a query.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$pool": ".*"}
 # Each metric type's sample names, as the exposition format writes them.
 SUFFIXES = {
     "counter": ("_total",),
@@ -32,15 +37,21 @@ def code_metrics() -> set[str]:
     return exported(RouterMetrics().registry) | exported(InferenceMetrics().registry)
 
 
+def panel_queries() -> list[str]:
+    return [t["expr"] for panel in dashboard()["panels"] for t in panel.get("targets", ())]
+
+
 def dashboard_queries() -> list[str]:
-    dashboard = json.loads((FILES / "dashboard.json").read_text())
-    queries = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", ())]
-    queries += [
+    return panel_queries() + [
         v["query"]["query"]
-        for v in dashboard["templating"]["list"]
+        for v in dashboard()["templating"]["list"]
         if "query" in v and isinstance(v["query"], dict)
     ]
-    return queries
+
+
+def dashboard() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((FILES / "dashboard.json").read_text())
+    return loaded
 
 
 def alert_queries() -> list[str]:
@@ -64,6 +75,33 @@ def test_every_alert_names_exported_or_recorded_metrics() -> None:
     }
     named = {name for query in alert_queries() for name in NAME.findall(query)}
     assert named - code_metrics() - recorded == set()
+
+
+def test_every_panel_query_is_valid_promql(tmp_path: Path) -> None:
+    """promtool parses each panel's query (as a recording rule) once Grafana's variables are filled."""
+    rules = tmp_path / "panels.yaml"
+    rules.write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": [
+        {"record": f"ttsfleet:panel_{i}", "expr": fill_variables(query)}
+        for i, query in enumerate(panel_queries())
+    ]}]}))  # fmt: skip
+    done = subprocess.run(
+        [str(locate()["promtool"]), "check", "rules", str(rules)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{len(panel_queries())} rules found" in done.stdout
+
+
+def test_panels_have_unique_ids() -> None:
+    ids = [panel["id"] for panel in dashboard()["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+def fill_variables(query: str) -> str:
+    for variable, value in GRAFANA_VARIABLES.items():
+        query = query.replace(variable, value)
+    assert "$" not in query, f"a variable this test does not know: {query}"
+    return query
 
 
 def test_the_check_catches_a_misspelt_metric() -> None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
 import grpc
 import pytest
 from timed_fleet import VOICE, address, running_router, stub_for, timed_pods, until, words
@@ -64,6 +69,28 @@ async def test_the_class_reaches_the_pod_and_orders_its_queue() -> None:
         await stub.Synthesize(BATCH, metadata=(("x-ttsfleet-tenant", "audiobooks"),))
         await stub.Synthesize(tts_pb2.TTSRequest(text="hi"))
         assert (admitted(pod, "batch"), admitted(pod, "interactive")) == (1, 1)
+
+
+def say(router: RouterServer, out: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`ttsfleet say` as a user runs it, against the router."""
+    return subprocess.run(
+        [sys.executable, "-m", "ttsfleet.cli", "say", "hi there", "-o", str(out),
+         "--address", f"127.0.0.1:{router.port}", *options],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+async def test_the_say_command_sends_the_class_it_is_given(tmp_path: Path) -> None:
+    async with timed_pods([0.0]) as (pod,), running_router([pod]) as router:
+        for option, counts in [((), (0, 1)), (("--priority", "batch"), (1, 1))]:
+            done = await asyncio.to_thread(say, router, tmp_path / "said.wav", *option)
+            assert done.returncode == 0, done.stderr
+            assert (tmp_path / "said.wav").read_bytes().startswith(b"RIFF")
+            assert (admitted(pod, "batch"), admitted(pod, "interactive")) == counts
+        refused = await asyncio.to_thread(say, router, tmp_path / "x.wav", "--priority", "urgent")
+        assert refused.returncode == 2
+        assert "--priority: invalid choice: 'urgent'" in refused.stderr
+        assert not (tmp_path / "x.wav").exists()
 
 
 @pytest.mark.parametrize("direct", [True, False], ids=["pod", "router"])
