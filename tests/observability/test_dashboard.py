@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import yaml
+from observability.panels import FILES, dashboard, filled, panel_queries
 from observability.tools import locate
 from prometheus_client import CollectorRegistry
 
 from ttsfleet.inference.metrics import InferenceMetrics
 from ttsfleet.router.metrics import RouterMetrics
 
-FILES = Path(__file__).resolve().parents[2] / "charts" / "ttsfleet" / "files"
 NAME = re.compile(r"\bttsfleet_[a-z_]+\b")
-# What Grafana puts in place of the dashboard's variables before Prometheus sees a query.
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$pool": ".*"}
 # Each metric type's sample names, as the exposition format writes them.
 SUFFIXES = {
     "counter": ("_total",),
@@ -37,21 +33,12 @@ def code_metrics() -> set[str]:
     return exported(RouterMetrics().registry) | exported(InferenceMetrics().registry)
 
 
-def panel_queries() -> list[str]:
-    return [t["expr"] for panel in dashboard()["panels"] for t in panel.get("targets", ())]
-
-
 def dashboard_queries() -> list[str]:
     return panel_queries() + [
         v["query"]["query"]
         for v in dashboard()["templating"]["list"]
         if "query" in v and isinstance(v["query"], dict)
     ]
-
-
-def dashboard() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((FILES / "dashboard.json").read_text())
-    return loaded
 
 
 def alert_queries() -> list[str]:
@@ -81,7 +68,7 @@ def test_every_panel_query_is_valid_promql(tmp_path: Path) -> None:
     """promtool parses each panel's query (as a recording rule) once Grafana's variables are filled."""
     rules = tmp_path / "panels.yaml"
     rules.write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": [
-        {"record": f"ttsfleet:panel_{i}", "expr": fill_variables(query)}
+        {"record": f"ttsfleet:panel_{i}", "expr": filled(query)}
         for i, query in enumerate(panel_queries())
     ]}]}))  # fmt: skip
     done = subprocess.run(
@@ -95,13 +82,6 @@ def test_every_panel_query_is_valid_promql(tmp_path: Path) -> None:
 def test_panels_have_unique_ids() -> None:
     ids = [panel["id"] for panel in dashboard()["panels"]]
     assert len(ids) == len(set(ids))
-
-
-def fill_variables(query: str) -> str:
-    for variable, value in GRAFANA_VARIABLES.items():
-        query = query.replace(variable, value)
-    assert "$" not in query, f"a variable this test does not know: {query}"
-    return query
 
 
 def test_the_check_catches_a_misspelt_metric() -> None:
