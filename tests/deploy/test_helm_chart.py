@@ -33,7 +33,7 @@ from ttsfleet.gateway import main as gateway_main
 from ttsfleet.jobs import main as jobs_main
 from ttsfleet.operator import main as operator_main
 from ttsfleet.operator import objects
-from ttsfleet.operator.canary import DEFAULT_GATE_IMAGE
+from ttsfleet.operator.canary import DEFAULT_GATE_IMAGE, gate_job
 from ttsfleet.proto import tts_pb2, tts_pb2_grpc
 from ttsfleet.rollouts import Rollout
 from ttsfleet.router import main as router_main
@@ -390,7 +390,7 @@ def _pod_labels(manifests: list[Manifest], component: str) -> dict[str, str]:
     return labels
 
 
-def test_network_policy_admits_only_router_operator_and_prometheus(render: Any) -> None:
+def test_network_policy_admits_only_router_operator_gate_and_prometheus(render: Any) -> None:
     manifests = render("networkPolicy.enabled=true")
     policy = find(manifests, "NetworkPolicy", f"{RELEASE}-ttsfleet-inference")
     assert policy["metadata"]["namespace"] == NAMESPACE  # the router's pool namespace
@@ -399,9 +399,17 @@ def test_network_policy_admits_only_router_operator_and_prometheus(render: Any) 
     assert grpc["ports"] == [{"port": "grpc", "protocol": "TCP"}]
     assert metrics["ports"] == [{"port": "metrics", "protocol": "TCP"}]
     peers = [peer["podSelector"]["matchLabels"] for peer in grpc["from"]]
-    assert len(peers) == 2
+    assert len(peers) == 3
     for component in ("router", "operator"):
         assert sum(_matches(p, _pod_labels(manifests, component)) for p in peers) == 1
+    # Gate Jobs run in the pool's namespace: a peer without a namespaceSelector means that one.
+    ref = objects.PoolRef(NAMESPACE, "english", "u")
+    job = gate_job(ref, Rollout(), "r1", DEFAULT_GATE_IMAGE)
+    gate_pod = job["spec"]["template"]["metadata"]["labels"]
+    (gate,) = [
+        peer for peer in grpc["from"] if _matches(peer["podSelector"]["matchLabels"], gate_pod)
+    ]
+    assert "namespaceSelector" not in gate
     port_names = {
         p["name"] for p in objects.service(objects.PoolRef("ns", "p", "u"))["spec"]["ports"]
     }

@@ -39,6 +39,8 @@ CANARY_SUFFIX = "-canary"
 # The gate image (docker/Dockerfile built with the `gate` extra): Whisper and
 # the measuring libraries, which neither the inference nor the control-plane image carries.
 DEFAULT_GATE_IMAGE = "ghcr.io/ttsfleet/gate:0.1.0"
+# What the chart's NetworkPolicy admits to inference pods' gRPC port from the pool's namespace.
+GATE_POD_LABELS = {"app.kubernetes.io/name": "ttsfleet-gate"}
 CANARY_KINDS = ("ConfigMap", "Service", "Deployment")  # no PDB: a canary may go at once
 
 
@@ -183,7 +185,7 @@ def gate_job(
             "activeDeadlineSeconds": gate.timeout_seconds,
             "ttlSecondsAfterFinished": 24 * 3600,
             "template": {
-                "metadata": {"labels": {REVISION_LABEL: revision}},
+                "metadata": {"labels": GATE_POD_LABELS | {REVISION_LABEL: revision}},
                 "spec": {
                     "restartPolicy": "Never",
                     "serviceAccountName": gate.service_account,
