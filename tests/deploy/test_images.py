@@ -237,6 +237,23 @@ def test_a_broken_pod_config_exits_non_zero_naming_the_field(network: None, file
     assert "defaultVoice is required" in done.stderr
 
 
+def test_the_gate_image_judges_a_pod_by_ear_offline(pod: Container) -> None:
+    """`ttsfleet gate` from its image, as the Job runs it (no network but the pods'): Whisper
+    loads from the packaged files, hears the pod's speech, and the revision passes."""
+    address = f"{POD_IP}:{objects.GRPC_PORT}"
+    done = podman(
+        "run", "--rm", "--network", NETWORK, "--read-only", "--cap-drop", "ALL",
+        "--user", "65532:65532", "--tmpfs", "/tmp", GATE_IMAGE,
+        "gate", "--canary", address, "--stable", address, "--revision", "smoke", "--text", TEXT,
+        check=False, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    verdict = Verdict.from_json(done.stdout.strip().splitlines()[-1])
+    assert verdict.passed and verdict.revision == "smoke"
+    assert verdict.measurements["wordErrorRate"] <= 0.3
+
+
+# Stops the module's fleet (its pod included): the tests that use it come before.
 def test_sigterm_drains_every_container_and_exits_0(fleet: dict[str, Container]) -> None:
     """A stream in flight when its pod gets SIGTERM still completes; then each exits 0."""
     text = " ".join([TEXT] * 6)
@@ -262,19 +279,3 @@ def test_every_control_plane_command_starts_in_its_image(network: None) -> None:
             check=False,
         )  # fmt: skip
         assert done.returncode == 0, f"{command}: {done.stderr}"
-
-
-def test_the_gate_image_judges_a_pod_by_ear_offline(pod: Container) -> None:
-    """`ttsfleet gate` from its image, as the Job runs it (no network but the pods'): Whisper
-    loads from the packaged files, hears the pod's speech, and the revision passes."""
-    address = f"{POD_IP}:{objects.GRPC_PORT}"
-    done = podman(
-        "run", "--rm", "--network", NETWORK, "--read-only", "--cap-drop", "ALL",
-        "--user", "65532:65532", "--tmpfs", "/tmp", GATE_IMAGE,
-        "gate", "--canary", address, "--stable", address, "--revision", "smoke", "--text", TEXT,
-        check=False, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    verdict = Verdict.from_json(done.stdout.strip().splitlines()[-1])
-    assert verdict.passed and verdict.revision == "smoke"
-    assert verdict.measurements["wordErrorRate"] <= 0.3
